@@ -1,0 +1,86 @@
+//! The one error type of the front end: a single line for the user, and the exit code.
+//!
+//! Every failure, from bad SQL to an unreadable file, ends as one `kql: …` line on stderr
+//! and a non-zero exit status.
+
+use std::fmt;
+
+use datafusion::error::DataFusionError;
+
+/// A failure, already worded for the user.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    /// The output went to a closed pipe (e.g. `kql … | head`): exit quietly.
+    pub broken_pipe: bool,
+}
+
+impl CliError {
+    /// An error with this message.
+    pub fn new(message: String) -> Self {
+        CliError {
+            message: one_line(&message),
+            broken_pipe: false,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<DataFusionError> for CliError {
+    fn from(error: DataFusionError) -> Self {
+        match error.find_root() {
+            DataFusionError::SQL(parse, _) => {
+                let message = parse.to_string();
+                let detail = message.trim_start_matches("sql parser error: ");
+                CliError::new(format!("syntax error: {detail}"))
+            }
+            root => CliError::new(describe(root)),
+        }
+    }
+}
+
+impl From<arrow::error::ArrowError> for CliError {
+    fn from(error: arrow::error::ArrowError) -> Self {
+        match error {
+            arrow::error::ArrowError::IoError(_, io) => CliError::from(io),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(error: std::io::Error) -> Self {
+        let broken_pipe = error.kind() == std::io::ErrorKind::BrokenPipe;
+        CliError {
+            broken_pipe,
+            ..CliError::new(format!("cannot write the output: {error}"))
+        }
+    }
+}
+
+/// DataFusion's message, with the unknown-table case pointed at `kql tables`.
+fn describe(error: &DataFusionError) -> String {
+    let message = error.to_string();
+    match unknown_table(&message) {
+        Some(table) => format!("unknown table '{table}' (`kql tables` lists them)"),
+        None => message,
+    }
+}
+
+/// The table name in DataFusion's "table '…' not found" planning error.
+fn unknown_table(message: &str) -> Option<&str> {
+    let rest = message.split_once("table '")?.1;
+    let (qualified, tail) = rest.split_once('\'')?;
+    tail.starts_with(" not found")
+        .then(|| qualified.rsplit('.').next().unwrap_or(qualified))
+}
+
+/// `message` folded onto one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}

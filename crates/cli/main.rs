@@ -1,0 +1,143 @@
+//! `kql`: SQL over live kernel objects — the command line.
+//!
+//! `kql "SQL"`, `kql -f FILE.sql`, `kql -q NAME` run SQL; `kql queries`, `kql tables`,
+//! `kql describe TABLE` and `kql reference` answer questions about kql itself; `kql` alone
+//! opens a REPL on a terminal and reads SQL from standard input otherwise.
+
+mod catalog;
+mod error;
+mod format;
+mod queries;
+mod repl;
+mod session;
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::CliError;
+use crate::format::Format;
+use crate::session::Session;
+
+/// SQL over live kernel objects: sockets, processes and their file descriptors as tables.
+#[derive(Debug, Parser)]
+#[command(name = "kql", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// SQL to run; several statements may be separated by `;`.
+    #[arg(group = "input")]
+    sql: Option<String>,
+    /// Run the SQL in FILE.
+    #[arg(short = 'f', long = "file", value_name = "FILE", group = "input")]
+    file: Option<PathBuf>,
+    /// Run the saved query NAME (`kql queries` lists them).
+    #[arg(short = 'q', long = "query", value_name = "NAME", group = "input")]
+    query: Option<String>,
+    /// Output format of results.
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    format: Format,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the saved queries.
+    Queries,
+    /// List the tables.
+    Tables,
+    /// Show the columns of TABLE.
+    Describe {
+        /// Table name.
+        table: String,
+    },
+    /// Print the Markdown reference of every table and function.
+    Reference,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return fail(&CliError::new(usage_error(&e))),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.broken_pipe => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &CliError) -> ExitCode {
+    eprintln!("kql: {error}");
+    ExitCode::FAILURE
+}
+
+/// clap's complaint without its usage block, with a pointer to `--help`.
+fn usage_error(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    format!("{} (see kql --help)", first.trim_start_matches("error: "))
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let session = Session::new(cli.format)?;
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Some(Command::Queries) => list_queries(&mut out),
+        Some(Command::Tables) => {
+            session.print(&catalog::tables(session.engine().tables())?, &mut out)
+        }
+        Some(Command::Describe { table }) => {
+            let table = session.engine().table(&table).ok_or_else(|| {
+                CliError::new(format!("unknown table '{table}' (`kql tables` lists them)"))
+            })?;
+            session.print(&catalog::describe(table.as_ref())?, &mut out)
+        }
+        Some(Command::Reference) => {
+            let functions = kql_tables::functions::functions();
+            let reference = catalog::reference(session.engine().tables(), &functions);
+            out.write_all(reference.as_bytes())?;
+            Ok(())
+        }
+        None => run_input(&cli, &session, &mut out),
+    }
+}
+
+fn run_input(cli: &Cli, session: &Session, out: &mut dyn Write) -> Result<(), CliError> {
+    if let Some(sql) = &cli.sql {
+        session.run_sql(sql, out)
+    } else if let Some(path) = &cli.file {
+        let sql = std::fs::read_to_string(path)
+            .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+        session.run_sql(&sql, out)
+    } else if let Some(name) = &cli.query {
+        let query = queries::find(name).ok_or_else(|| {
+            CliError::new(format!(
+                "unknown saved query '{name}' (`kql queries` lists them)"
+            ))
+        })?;
+        session.run_sql(query.sql, out)
+    } else if std::io::stdin().is_terminal() {
+        repl::run(session)
+    } else {
+        let mut sql = String::new();
+        std::io::stdin()
+            .read_to_string(&mut sql)
+            .map_err(|e| CliError::new(format!("cannot read standard input: {e}")))?;
+        session.run_sql(&sql, out)
+    }
+}
+
+fn list_queries(out: &mut dyn Write) -> Result<(), CliError> {
+    let queries = queries::all();
+    let width = queries.iter().map(|q| q.name.len()).max().unwrap_or(0);
+    for query in queries {
+        writeln!(out, "{:width$}  {}", query.name, query.description)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The [`Engine`]: one DataFusion `SessionContext` with every kernel table registered.
+//!
+//! Configuration choices, each for a measured reason:
+//! - one target partition: kernel tables are small, and repartitioning them costs more than
+//!   it saves on two cores;
+//! - a hash join's dynamic filter stays an `IN` list up to a million keys, so that the
+//!   `proc_fds` scan under `tcp_listeners JOIN proc_fds` sees the listeners' inodes;
+//! - `information_schema` on, so `SHOW TABLES` and `information_schema.columns` work.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::Result;
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::scan::KernelTableProvider;
+use crate::table::{KernelTable, table_schema};
+use crate::warnings::Warnings;
+
+/// Largest join build side whose keys are pushed into the probe-side scan as a set.
+const MAX_PUSHED_JOIN_KEYS: usize = 1_000_000;
+
+/// A SQL session over kernel tables.
+pub struct Engine {
+    context: SessionContext,
+    tables: Vec<Arc<dyn KernelTable>>,
+    warnings: Warnings,
+}
+
+impl Engine {
+    /// A session with `tables` registered under their names and `functions` available.
+    pub fn new(tables: Vec<Arc<dyn KernelTable>>, functions: Vec<ScalarUDF>) -> Result<Self> {
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(1);
+        let optimizer = &mut config.options_mut().optimizer;
+        optimizer.hash_join_inlist_pushdown_max_distinct_values = MAX_PUSHED_JOIN_KEYS;
+        optimizer.hash_join_inlist_pushdown_max_size = MAX_PUSHED_JOIN_KEYS * 16;
+        let context = SessionContext::new_with_config(config);
+        let warnings = Warnings::default();
+        for table in &tables {
+            let provider = KernelTableProvider::new(Arc::clone(table), warnings.clone());
+            context.register_table(table.name(), Arc::new(provider))?;
+        }
+        for function in functions {
+            context.register_udf(function);
+        }
+        Ok(Engine {
+            context,
+            tables,
+            warnings,
+        })
+    }
+
+    /// The DataFusion session, for planning and running statements.
+    pub fn context(&self) -> &SessionContext {
+        &self.context
+    }
+
+    /// Every kernel table, in registration order.
+    pub fn tables(&self) -> &[Arc<dyn KernelTable>] {
+        &self.tables
+    }
+
+    /// The kernel table called `name`, if there is one.
+    pub fn table(&self, name: &str) -> Option<&Arc<dyn KernelTable>> {
+        self.tables.iter().find(|t| t.name() == name)
+    }
+
+    /// Warnings the scans of the current statement reported.
+    pub fn warnings(&self) -> &Warnings {
+        &self.warnings
+    }
+
+    /// Plan and run one SQL statement, returning its schema and rows.
+    pub async fn run(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let frame = self.context.sql(sql).await?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        Ok((schema, frame.collect().await?))
+    }
+}
+
+/// Arrow schema of `table` (columns with their descriptions), for documentation.
+pub fn schema_of(table: &dyn KernelTable) -> SchemaRef {
+    table_schema(table)
+}

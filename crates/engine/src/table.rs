@@ -1,0 +1,167 @@
+//! The contract between a kernel table and the engine.
+//!
+//! A table is declarative in the spirit of osquery's table specs: a name, a one-paragraph
+//! description, a static list of [`Column`]s (each with a one-line description, and a flag
+//! for key columns a scan can narrow on), and a `scan` that fills one record batch.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::Result;
+
+use crate::pushdown::KeyFilter;
+
+/// Field metadata key under which a column's description is stored in the Arrow schema.
+pub const DESCRIPTION_KEY: &str = "description";
+
+/// One column of a kernel table.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Column name, lower snake case.
+    pub name: &'static str,
+    /// Type of the column.
+    pub data_type: ColumnType,
+    /// Whether the column may hold NULL.
+    pub nullable: bool,
+    /// Whether a scan can use `=` / `IN` predicates on this column to do less work.
+    pub key: bool,
+    /// One-line description shown by `kql describe` and in the README.
+    pub doc: &'static str,
+}
+
+impl Column {
+    /// A non-null column.
+    pub const fn new(name: &'static str, data_type: ColumnType, doc: &'static str) -> Self {
+        Column {
+            name,
+            data_type,
+            nullable: false,
+            key: false,
+            doc,
+        }
+    }
+
+    /// The same column, allowed to hold NULL.
+    pub const fn nullable(self) -> Self {
+        Column {
+            nullable: true,
+            ..self
+        }
+    }
+
+    /// The same column, marked as a key the scan narrows on.
+    pub const fn key(self) -> Self {
+        Column { key: true, ..self }
+    }
+
+    /// The Arrow field of this column, with its description in the metadata.
+    pub fn field(&self) -> Field {
+        let metadata = HashMap::from([(DESCRIPTION_KEY.to_string(), self.doc.to_string())]);
+        Field::new(self.name, self.data_type.arrow(), self.nullable).with_metadata(metadata)
+    }
+}
+
+/// The types kernel-table columns have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// `BOOLEAN`
+    Boolean,
+    /// `SMALLINT UNSIGNED` (ports)
+    UInt16,
+    /// `INT` (pids, fds)
+    Int32,
+    /// `INT UNSIGNED` (uids, queue lengths)
+    UInt32,
+    /// `BIGINT`
+    Int64,
+    /// `BIGINT UNSIGNED` (inodes, addresses, ids)
+    UInt64,
+    /// `VARCHAR`
+    Utf8,
+    /// `TIMESTAMP` in nanoseconds, UTC
+    Timestamp,
+}
+
+impl ColumnType {
+    /// The SQL name of the type, for documentation.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "BOOLEAN",
+            ColumnType::UInt16 => "SMALLINT UNSIGNED",
+            ColumnType::Int32 => "INT",
+            ColumnType::UInt32 => "INT UNSIGNED",
+            ColumnType::Int64 => "BIGINT",
+            ColumnType::UInt64 => "BIGINT UNSIGNED",
+            ColumnType::Utf8 => "VARCHAR",
+            ColumnType::Timestamp => "TIMESTAMP",
+        }
+    }
+
+    /// The Arrow type of this column type.
+    pub fn arrow(self) -> DataType {
+        match self {
+            ColumnType::Boolean => DataType::Boolean,
+            ColumnType::UInt16 => DataType::UInt16,
+            ColumnType::Int32 => DataType::Int32,
+            ColumnType::UInt32 => DataType::UInt32,
+            ColumnType::Int64 => DataType::Int64,
+            ColumnType::UInt64 => DataType::UInt64,
+            ColumnType::Utf8 => DataType::Utf8,
+            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        }
+    }
+}
+
+/// What a single scan is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ScanRequest {
+    /// Key-column constraints the rows must satisfy (a superset of the rows is fine: the
+    /// engine still applies every predicate after the scan).
+    pub keys: KeyFilter,
+    /// Names of the columns the query reads; a scan may skip work for the others.
+    pub columns: Vec<&'static str>,
+}
+
+impl ScanRequest {
+    /// Whether the query reads `column`.
+    pub fn wants(&self, column: &str) -> bool {
+        self.columns.contains(&column)
+    }
+}
+
+/// What a scan produced: rows, and warnings about what it had to skip.
+#[derive(Debug)]
+pub struct Scanned {
+    /// All columns of the table, in declaration order.
+    pub batch: RecordBatch,
+    /// Lines for the user, e.g. "proc_fds: 3 fds of PID 1 were not readable".
+    pub warnings: Vec<String>,
+}
+
+/// A table of kernel objects.
+pub trait KernelTable: Debug + Send + Sync {
+    /// Table name as used in SQL.
+    fn name(&self) -> &'static str;
+    /// What one row is, and where the rows come from.
+    fn doc(&self) -> &'static str;
+    /// The table's columns, in order.
+    fn columns(&self) -> &'static [Column];
+    /// Which source fills the table on this target (e.g. "netlink sock_diag").
+    fn source(&self) -> &'static str;
+    /// Read the rows. Runs on a blocking thread; may take as long as the kernel needs.
+    fn scan(&self, request: &ScanRequest) -> Result<Scanned>;
+}
+
+/// The Arrow schema of a table, with column descriptions in the field metadata.
+pub fn table_schema(table: &dyn KernelTable) -> SchemaRef {
+    Arc::new(Schema::new(
+        table
+            .columns()
+            .iter()
+            .map(Column::field)
+            .collect::<Vec<_>>(),
+    ))
+}

@@ -1,0 +1,12 @@
+//! Readers of live-host kernel state, free of any SQL or Arrow concern.
+//!
+//! Each module owns one way of asking the running kernel something:
+//! - [`proc_scan`]: parallel scans of `/proc` (processes, their open file descriptors);
+//! - [`sock_diag`]: netlink `NETLINK_SOCK_DIAG` dumps of TCP sockets;
+//! - [`netns`]: finding the network namespaces in use and running code inside one.
+//!
+//! The tables in `kql-tables` turn what these return into Arrow record batches.
+
+pub mod netns;
+pub mod proc_scan;
+pub mod sock_diag;

@@ -1,0 +1,99 @@
+//! The command line: formats, saved queries, catalog commands, and one-line errors for bad input.
+
+use crate::support::*;
+
+/// Runs kql expecting failure; returns its single stderr line.
+fn failure(args: &[&str]) -> String {
+    let output = kql(args);
+    assert!(!output.status.success(), "kql {args:?} should fail");
+    assert!(output.stdout.is_empty(), "no output on failure");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.starts_with("kql: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_input_is_one_line_and_a_failure() {
+    assert!(failure(&["select * fromm tcp_listeners"]).contains("Line: 1, Column: "));
+    assert!(failure(&["select * from no_such_table"]).contains("unknown table 'no_such_table'"));
+    assert!(failure(&["select nope from proc_fds"]).contains("nope"));
+    assert!(failure(&["-q", "no-such-query"]).contains("unknown saved query 'no-such-query'"));
+    assert!(failure(&["-f", "/nonexistent/q.sql"]).contains("cannot read /nonexistent/q.sql"));
+    assert!(failure(&["describe", "no_such_table"]).contains("unknown table"));
+    let dir = TempDir::new();
+    let comments = dir.0.join("comments.sql");
+    std::fs::write(&comments, "-- nothing but a comment\n").unwrap();
+    assert!(failure(&["-f", comments.to_str().unwrap()]).contains("no SQL statement"));
+    assert!(failure(&["--format", "xml", "select 1"]).contains("xml"));
+}
+
+#[test]
+fn formats_print_the_same_rows() {
+    let sql = "select 1 as a, 'x,y' as b union all select 2, 'z' order by a";
+    let csv = String::from_utf8(kql(&["--format", "csv", sql]).stdout).unwrap();
+    assert_eq!(csv, "a,b\n1,\"x,y\"\n2,z\n");
+    let ndjson = String::from_utf8(kql(&["--format", "ndjson", sql]).stdout).unwrap();
+    assert_eq!(ndjson, "{\"a\":1,\"b\":\"x,y\"}\n{\"a\":2,\"b\":\"z\"}\n");
+    let json = kql_rows(&[sql]);
+    assert_eq!(json.len(), 2);
+    let table = String::from_utf8(kql(&[sql]).stdout).unwrap();
+    assert!(
+        table.contains("| a | b   |") && table.contains("| 1 | x,y |"),
+        "{table}"
+    );
+}
+
+#[test]
+fn saved_queries_files_and_stdin_run() {
+    let listed = String::from_utf8(kql(&["queries"]).stdout).unwrap();
+    for name in ["ss-nlpt", "ss-nlpt-all", "lsof-i", "ps"] {
+        assert!(
+            listed.lines().any(|line| line.starts_with(name)),
+            "{name} in {listed}"
+        );
+        assert!(
+            kql(&["-q", name, "--format", "csv"]).status.success(),
+            "{name} runs"
+        );
+    }
+    let dir = TempDir::new();
+    let file = dir.0.join("two.sql");
+    std::fs::write(&file, "select 1 as one;\nselect 2 as two;\n").unwrap();
+    let out =
+        String::from_utf8(kql(&["--format", "csv", "-f", file.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(out, "one\n1\ntwo\n2\n");
+    let piped = std::process::Command::new(env!("CARGO_BIN_EXE_kql"))
+        .args(["--format", "csv"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(piped.stdout).unwrap(), "one\n1\ntwo\n2\n");
+}
+
+#[test]
+fn catalog_commands_describe_every_table() {
+    let tables = kql_rows(&["tables"]);
+    let names: Vec<&str> = tables
+        .iter()
+        .map(|t| t["table"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tcp_listeners", "proc_fds", "processes"]);
+    for name in names {
+        let columns = kql_rows(&["describe", name]);
+        assert!(!columns.is_empty());
+        assert!(
+            columns
+                .iter()
+                .all(|c| !c["description"].as_str().unwrap().is_empty())
+        );
+        let sql = format!(
+            "select column_name from information_schema.columns where table_name = '{name}'"
+        );
+        assert_eq!(
+            kql_rows(&[&sql]).len(),
+            columns.len(),
+            "information_schema agrees for {name}"
+        );
+    }
+}

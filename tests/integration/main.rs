@@ -1,0 +1,11 @@
+//! Integration tests of the `kql` binary against independent truths: `ss`, `/proc`, `ip netns`.
+//!
+//! Every test creates its own sockets and processes and compares only those; the machine's
+//! own listeners (port 2024) and PID 1 are never touched.
+
+mod cli;
+mod netns;
+mod procfs_tables;
+mod readme;
+mod ss_nlpt;
+mod support;

@@ -1,0 +1,450 @@
+//! Test fixtures: listening sockets made with raw syscalls, processes with chosen names that
+//! hold them, and running `kql` / `ss`.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Run the `kql` binary under test.
+pub fn kql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kql"))
+        .args(args)
+        .output()
+        .expect("kql runs")
+}
+
+/// Run `kql ARGS --format json` and return its rows; panics with stderr if it fails.
+pub fn kql_rows(args: &[&str]) -> Vec<BTreeMap<String, Value>> {
+    let mut args = args.to_vec();
+    args.extend(["--format", "json"]);
+    let output = kql(&args);
+    assert!(
+        output.status.success(),
+        "kql {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("kql prints a JSON array")
+}
+
+/// Run a command and return its stdout; panics if it fails.
+pub fn command_stdout(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .expect("command runs");
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// How a test listener is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenOptions {
+    pub backlog: i32,
+    pub reuseport: bool,
+    /// IPV6_V6ONLY for IPv6 sockets.
+    pub v6only: bool,
+    /// Port to bind, 0 for an ephemeral one.
+    pub port: u16,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: 128,
+            reuseport: false,
+            v6only: false,
+            port: 0,
+        }
+    }
+}
+
+/// A listening TCP socket bound to `ip`.
+pub fn listen(ip: &str, options: ListenOptions) -> io::Result<OwnedFd> {
+    let ip: IpAddr = ip.parse().expect("test address parses");
+    let family = if ip.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
+    // SAFETY: plain socket(2); the result is checked before it is owned.
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_option(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if options.reuseport {
+        set_option(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
+    if ip.is_ipv6() {
+        set_option(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            options.v6only as i32,
+        )?;
+    }
+    bind(fd, SocketAddr::new(ip, options.port))?;
+    // SAFETY: listen(2) on a bound socket we own.
+    if unsafe { libc::listen(fd, options.backlog) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(socket)
+}
+
+fn set_option(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: value lives for the call and its size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const i32).cast(),
+            size_of::<i32>() as u32,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
+    let rc = match addr {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_in is plain old data; all-zero is a valid value.
+            let mut sa: libc::sockaddr_in = unsafe { zeroed() };
+            sa.sin_family = libc::AF_INET as u16;
+            sa.sin_port = v4.port().to_be();
+            sa.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+            // SAFETY: sa is a valid sockaddr_in of the size passed.
+            unsafe {
+                libc::bind(
+                    fd,
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    size_of::<libc::sockaddr_in>() as u32,
+                )
+            }
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
+            let mut sa: libc::sockaddr_in6 = unsafe { zeroed() };
+            sa.sin6_family = libc::AF_INET6 as u16;
+            sa.sin6_port = v6.port().to_be();
+            sa.sin6_addr.s6_addr = v6.ip().octets();
+            // SAFETY: sa is a valid sockaddr_in6 of the size passed.
+            unsafe {
+                libc::bind(
+                    fd,
+                    (&sa as *const libc::sockaddr_in6).cast(),
+                    size_of::<libc::sockaddr_in6>() as u32,
+                )
+            }
+        }
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The local port of a bound socket.
+pub fn local_port(socket: &OwnedFd) -> u16 {
+    // SAFETY: sockaddr_storage is plain old data; getsockname fills at most len bytes.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as u32;
+    let rc = unsafe {
+        libc::getsockname(
+            socket.as_raw_fd(),
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockname");
+    // Both sockaddr_in and sockaddr_in6 keep the port right after the family.
+    // SAFETY: the storage holds a sockaddr_in or sockaddr_in6, whose port sits at the same offset.
+    let port = unsafe {
+        (*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()).sin_port
+    };
+    u16::from_be(port)
+}
+
+/// Open `count` connections to `port` on `ip` that the listener never accepts.
+pub fn queue_connections(ip: &str, port: u16, count: usize) -> Vec<TcpStream> {
+    let addr = SocketAddr::new(ip.parse().unwrap(), port);
+    (0..count)
+        .map(|_| TcpStream::connect(addr).expect("connect to test listener"))
+        .collect()
+}
+
+/// A process of ours, killed with its process group when dropped.
+pub struct Holder {
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Holder {
+    /// Start a process whose name (comm) is `name` that holds `sockets` at their current fd
+    /// numbers. With `forks`, it forks a child (`sleep`) that holds them too. With `netns`,
+    /// the process lives in the network namespace at that path.
+    pub fn start(name: &str, sockets: &[&OwnedFd], forks: bool, netns: Option<&str>) -> Holder {
+        let dir = TempDir::new();
+        let program = dir.0.join(name);
+        std::os::unix::fs::symlink("/bin/sh", &program).expect("symlink to sh");
+        // `read` blocks on the stdin pipe without forking; `sleep &` forks the child.
+        let script = if forks {
+            "sleep 1000 & read line"
+        } else {
+            "read line"
+        };
+        let raw: Vec<RawFd> = sockets.iter().map(|s| s.as_raw_fd()).collect();
+        let ns_fd: Option<OwnedFd> =
+            netns.map(|path| std::fs::File::open(path).expect("open netns").into());
+        let ns_raw = ns_fd.as_ref().map(|fd| fd.as_raw_fd());
+        let mut command = Command::new(&program);
+        command.arg("-c").arg(script).stdin(Stdio::piped());
+        command.process_group(0);
+        // SAFETY: the closure only makes async-signal-safe system calls (fcntl, setns).
+        unsafe {
+            command.pre_exec(move || {
+                for &fd in &raw {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                if let Some(ns) = ns_raw {
+                    if libc::setns(ns, libc::CLONE_NEWNET) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("spawn holder");
+        let holder = Holder { child, _dir: dir };
+        holder.wait_until(|| comm(holder.pid()).as_deref() == Some(&name[..name.len().min(15)]));
+        if forks {
+            holder.wait_until(|| {
+                holder
+                    .children()
+                    .iter()
+                    .any(|&c| comm(c).as_deref() == Some("sleep"))
+            });
+        }
+        holder
+    }
+
+    /// The holder's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Pids of the holder's children.
+    pub fn children(&self) -> Vec<i32> {
+        let path = format!("/proc/{0}/task/{0}/children", self.pid());
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    fn wait_until(&self, ready: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready() {
+            assert!(
+                Instant::now() < deadline,
+                "holder {} never became ready",
+                self.pid()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group we created; failure only means it is gone.
+        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// The comm of `pid`, if it exists.
+pub fn comm(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string())
+}
+
+/// A private directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let template =
+            CString::new(std::env::temp_dir().join("kqlt-XXXXXX").to_str().unwrap()).unwrap();
+        let raw = template.into_raw();
+        // SAFETY: raw is a writable NUL-terminated template, reclaimed right after.
+        let made = unsafe { libc::mkdtemp(raw) };
+        let path = unsafe { CString::from_raw(raw) };
+        assert!(!made.is_null(), "mkdtemp");
+        TempDir(PathBuf::from(path.into_string().unwrap()))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+pub struct NetNs(pub String);
+
+impl NetNs {
+    pub fn add(tag: &str) -> NetNs {
+        let name = format!("kqlt-{tag}-{}", std::process::id());
+        command_stdout("ip", &["netns", "add", &name]);
+        let ns = NetNs(name);
+        command_stdout("ip", &["-n", &ns.0, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A listener created inside the network namespace at `ns_path` (from a helper thread).
+pub fn listen_in(ns_path: &str, ip: &str, options: ListenOptions) -> OwnedFd {
+    let ns_path = ns_path.to_string();
+    let ip = ip.to_string();
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&ns_path).expect("open netns");
+        // SAFETY: setns(2) on this helper thread only, with a namespace fd we own.
+        assert_eq!(
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0,
+            "setns"
+        );
+        listen(&ip, options).expect("listen in netns")
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// Rows of `ss -nlpt` (run in `netns` if given) whose local endpoint is in `endpoints`, as
+/// [State, Recv-Q, Send-Q, Local, Peer, Process].
+pub fn ss_rows(endpoints: &[String], netns: Option<&str>) -> Vec<Vec<String>> {
+    let output = match netns {
+        Some(ns) => command_stdout("ip", &["netns", "exec", ns, "ss", "-Hnlpt"]),
+        None => command_stdout("ss", &["-Hnlpt"]),
+    };
+    let mut rows: Vec<Vec<String>> = output
+        .lines()
+        .map(split_ss_line)
+        .filter(|row| endpoints.contains(&row[3]))
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn split_ss_line(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut rest = line.trim_start();
+    for _ in 0..5 {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        fields.push(rest[..end].to_string());
+        rest = rest[end..].trim_start();
+    }
+    fields.push(rest.trim_end().to_string());
+    fields
+}
+
+/// The local endpoint of a listener as `ss -n` prints it: `127.0.0.1:P`, `[::1]:P`, `*:P` for a
+/// dual-stack `::`, `[::]:P` for a v6-only one.
+pub fn endpoint(ip: &str, socket: &OwnedFd) -> String {
+    let port = local_port(socket);
+    match ip {
+        "::" if !v6only(socket) => format!("*:{port}"),
+        ip if ip.contains(':') => format!("[{ip}]:{port}"),
+        ip => format!("{ip}:{port}"),
+    }
+}
+
+fn v6only(socket: &OwnedFd) -> bool {
+    let mut value: i32 = 0;
+    let mut len = size_of::<i32>() as u32;
+    // SAFETY: value and len are valid for the call; the kernel writes at most len bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            (&mut value as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && value == 1
+}
+
+/// The rows of a kql ss-style result whose local endpoint is in `endpoints`.
+pub fn rows_at(
+    rows: Vec<BTreeMap<String, Value>>,
+    endpoints: &[String],
+) -> Vec<BTreeMap<String, Value>> {
+    rows.into_iter()
+        .filter(|row| {
+            row["Local Address:Port"]
+                .as_str()
+                .is_some_and(|e| endpoints.iter().any(|x| x == e))
+        })
+        .collect()
+}
+
+/// The six ss columns of a kql `ss-nlpt` row.
+pub fn ss_columns(row: &BTreeMap<String, Value>) -> Vec<String> {
+    [
+        "State",
+        "Recv-Q",
+        "Send-Q",
+        "Local Address:Port",
+        "Peer Address:Port",
+        "Process",
+    ]
+    .iter()
+    .map(|column| match &row[*column] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+    .collect()
+}
+
+/// Inode of a file, as stat(2) reports it.
+pub fn inode_of(path: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).expect("stat").ino()
+}
