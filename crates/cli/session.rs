@@ -46,8 +46,8 @@ impl Session {
     /// Run every statement of `sql` in order, printing each result to `out`. Stops at the
     /// first failing statement. SQL with no statement at all is an error.
     pub fn run_sql(&self, sql: &str, out: &mut dyn Write) -> Result<(), CliError> {
-        let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-            .map_err(|e| CliError::from(DataFusionError::from(e)))?;
+        let statements =
+            DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(CliError::from)?;
         if statements.is_empty() {
             return Err(CliError::new("no SQL statement given".into()));
         }

@@ -228,10 +228,10 @@ impl Holder {
                         return Err(io::Error::last_os_error());
                     }
                 }
-                if let Some(ns) = ns_raw {
-                    if libc::setns(ns, libc::CLONE_NEWNET) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
+                if let Some(ns) = ns_raw
+                    && libc::setns(ns, libc::CLONE_NEWNET) < 0
+                {
+                    return Err(io::Error::last_os_error());
                 }
                 Ok(())
             });

@@ -179,7 +179,7 @@ pub fn scan_fds(filter: &ScanFilter) -> FdScan {
 pub struct ProcessInfo {
     /// Process (thread-group) id.
     pub pid: i32,
-    /// Parent process id (0 for PID 1 and kernel threads' parent `kthreadd`).
+    /// Parent process id (0 for PID 1 and for `kthreadd`, PID 2).
     pub ppid: i32,
     /// Process name from `/proc/PID/stat`: the text between the first `(` and the last `)`.
     pub comm: String,
@@ -208,7 +208,8 @@ pub struct ProcessInfo {
 pub struct ProcessScan {
     /// The processes found, ordered by pid.
     pub processes: Vec<ProcessInfo>,
-    /// Number of processes skipped because the kernel said `EACCES`/`EPERM` on `stat`/`status`.
+    /// Number of processes skipped because the kernel said `EACCES`/`EPERM` on their `stat`,
+    /// `status` or `cmdline`.
     pub unreadable: usize,
 }
 
