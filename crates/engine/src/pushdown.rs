@@ -40,6 +40,19 @@ impl KeyFilter {
         }
     }
 
+    /// The constraints that hold when `self` or `other` holds: a column constrained on both
+    /// sides may take a value of either side; a column constrained on one side only is free.
+    fn or(mut self, other: KeyFilter) -> KeyFilter {
+        let mut either = KeyFilter::default();
+        for (column, values) in other.0 {
+            if let Some(mut mine) = self.0.remove(&column) {
+                mine.extend(values);
+                either.0.insert(column, mine);
+            }
+        }
+        either
+    }
+
     /// Whether nothing is constrained.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -76,6 +89,13 @@ impl KeyFilter {
                 Operator::And => {
                     self.collect(binary.left(), keys);
                     self.collect(binary.right(), keys);
+                }
+                Operator::Or => {
+                    let mut left = KeyFilter::default();
+                    left.collect(binary.left(), keys);
+                    let mut right = KeyFilter::default();
+                    right.collect(binary.right(), keys);
+                    self.and(left.or(right));
                 }
                 Operator::Eq => self.collect_equality(binary.left(), binary.right(), keys),
                 _ => {}
@@ -181,12 +201,31 @@ mod tests {
     }
 
     #[test]
-    fn non_keys_disjunctions_and_negations_constrain_nothing() {
+    fn disjunctions_on_one_key_unite() {
+        let either = Arc::new(BinaryExpr::new(
+            eq("pid", ScalarValue::Int32(Some(1))),
+            Operator::Or,
+            and(
+                eq("pid", ScalarValue::Int32(Some(2))),
+                eq("inode", ScalarValue::UInt64(Some(3))),
+            ),
+        )) as Arc<dyn PhysicalExpr>;
+        let filter = KeyFilter::from_predicate(&either, &["pid", "inode"]);
+        assert_eq!(filter.values::<i32>("pid"), Some(HashSet::from([1, 2])));
+        assert_eq!(
+            filter.values::<u64>("inode"),
+            None,
+            "inode is free when pid = 1"
+        );
+    }
+
+    #[test]
+    fn non_keys_mixed_disjunctions_and_negations_constrain_nothing() {
         let on_comm = eq("comm", ScalarValue::from("sshd"));
         let either = Arc::new(BinaryExpr::new(
             eq("pid", ScalarValue::Int32(Some(1))),
             Operator::Or,
-            eq("pid", ScalarValue::Int32(Some(2))),
+            eq("inode", ScalarValue::UInt64(Some(2))),
         )) as Arc<dyn PhysicalExpr>;
         let not_in = in_list(
             col("pid", &schema()).unwrap(),
