@@ -7,7 +7,6 @@
 mod catalog;
 mod error;
 mod format;
-mod queries;
 mod repl;
 mod session;
 
@@ -20,6 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::error::CliError;
 use crate::format::Format;
 use crate::session::Session;
+use kql_tables::queries;
 
 /// SQL over live kernel objects: sockets, processes and their file descriptors as tables.
 #[derive(Debug, Parser)]

@@ -9,7 +9,6 @@ use datafusion::error::DataFusionError;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use kql_engine::Engine;
-use kql_tables::functions::functions;
 
 use crate::error::CliError;
 use crate::format::{self, Format};
@@ -25,8 +24,7 @@ pub struct Session {
 impl Session {
     /// A session over every kql table, printing in `format`.
     pub fn new(format: Format) -> Result<Self, CliError> {
-        let udfs = functions().into_iter().map(|f| f.udf).collect();
-        let engine = Engine::new(kql_tables::tables(), udfs)?;
+        let engine = kql_tables::engine()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -1,5 +1,6 @@
 //! The DataFusion side of a kernel table: a `TableProvider` that plans a [`KernelScanExec`],
-//! and that plan node, which runs the table's scan on a blocking thread when first polled.
+//! and that plan node, which runs the table's scan on a blocking thread when first polled and
+//! streams its rows in batches of the session's batch size.
 //!
 //! The scan is deferred to the first poll so that a hash join's dynamic filter (the build
 //! side's keys) is complete by then and can narrow the scan, e.g. to the socket inodes of the
@@ -29,6 +30,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
 };
+use futures::TryStreamExt;
 
 use crate::pushdown::KeyFilter;
 use crate::table::{KernelTable, ScanRequest, table_schema};
@@ -145,6 +147,14 @@ impl KernelScanExec {
     }
 }
 
+/// `rows` cut into batches of at most `batch_size` rows (zero-copy slices).
+fn slices(rows: RecordBatch, batch_size: usize) -> impl Iterator<Item = RecordBatch> {
+    let total = rows.num_rows();
+    (0..total)
+        .step_by(batch_size.max(1))
+        .map(move |offset| rows.slice(offset, batch_size.min(total - offset)))
+}
+
 impl DisplayAs for KernelScanExec {
     fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let names: Vec<&str> = self
@@ -231,9 +241,32 @@ impl ExecutionPlan for KernelScanExec {
     fn execute(
         &self,
         _partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let scan = futures::stream::once(self.clone().run());
+        let batch_size = context.session_config().batch_size();
+        let scan = futures::stream::once(self.clone().run())
+            .map_ok(move |rows| futures::stream::iter(slices(rows, batch_size).map(Ok)))
+            .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema(), scan)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{ArrayRef, UInt64Array};
+
+    fn numbers(count: u64) -> RecordBatch {
+        let values: ArrayRef = Arc::new(UInt64Array::from_iter_values(0..count));
+        RecordBatch::try_from_iter([("n", values)]).unwrap()
+    }
+
+    #[test]
+    fn rows_are_cut_into_batches_of_the_batch_size() {
+        let sizes: Vec<usize> = slices(numbers(10), 4).map(|b| b.num_rows()).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let last = slices(numbers(10), 4).last().unwrap();
+        assert_eq!(last.column(0).as_ref(), &UInt64Array::from(vec![8, 9]));
+        assert_eq!(slices(numbers(0), 4).count(), 0);
     }
 }

@@ -54,6 +54,28 @@ impl Engine {
         })
     }
 
+    /// Register `(name, SQL)` pairs as views. A view may use another one of the list, in
+    /// any order; the error of the first view that cannot be planned is returned.
+    pub fn create_views(&self, views: &[(String, &str)]) -> Result<()> {
+        let mut pending: Vec<&(String, &str)> = views.iter().collect();
+        while !pending.is_empty() {
+            let mut failures = Vec::new();
+            for view in &pending {
+                let (name, sql) = view;
+                let create = format!("create view \"{name}\" as {sql}");
+                if let Err(error) = futures::executor::block_on(self.context.sql(&create)) {
+                    failures.push((*view, error));
+                }
+            }
+            if failures.len() == pending.len() {
+                let (view, error) = failures.remove(0);
+                return Err(error.context(format!("saved query view {}", view.0)));
+            }
+            pending = failures.into_iter().map(|(view, _)| view).collect();
+        }
+        Ok(())
+    }
+
     /// The DataFusion session, for planning and running statements.
     pub fn context(&self) -> &SessionContext {
         &self.context

@@ -1,4 +1,6 @@
-//! Saved queries: the `.sql` files of `queries/`, built into the binary.
+//! Saved queries: the `.sql` files of the repository's `queries/`, built in. Each is also a
+//! view named like the query with `_` for `-` (`ss-nlpt-all` → `ss_nlpt_all`), so queries can
+//! build on one another and users can filter them in SQL.
 //!
 //! Each file starts with a header of SQL comments:
 //! ```sql
@@ -20,6 +22,13 @@ pub struct SavedQuery {
     pub description: &'static str,
     /// The SQL text, header included.
     pub sql: &'static str,
+}
+
+impl SavedQuery {
+    /// Name of the view that holds this query.
+    pub fn view(&self) -> String {
+        self.name.replace('-', "_")
+    }
 }
 
 /// Every saved query, sorted by name.

@@ -1,10 +1,10 @@
-//! Embeds every `queries/*.sql` file into the `kql` binary as a saved query.
+//! Embeds every `queries/*.sql` file of the repository as a saved query.
 
 use std::{env, fs, path::Path};
 
 fn main() {
-    println!("cargo:rerun-if-changed=queries");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    println!("cargo:rerun-if-changed=../../queries");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../queries");
     let mut files: Vec<_> = fs::read_dir(&dir)
         .expect("queries/ is readable")
         .map(|entry| entry.expect("queries/ entry is readable").path())
