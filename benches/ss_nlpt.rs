@@ -13,11 +13,7 @@ fn ss_nlpt(c: &mut Criterion) {
     let listeners: Vec<TcpListener> = (0..LISTENERS)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a benchmark listener"))
         .collect();
-    let functions = kql_tables::functions::functions()
-        .into_iter()
-        .map(|f| f.udf)
-        .collect();
-    let engine = Engine::new(kql_tables::tables(), functions).expect("engine");
+    let engine = kql_tables::engine().expect("engine");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -7,10 +7,7 @@ select
   l.send_q as "Send-Q",
   l.local_addr || coalesce('%' || l.bound_dev, '') || ':' || l.local_port as "Local Address:Port",
   l.peer_addr || ':' || case when l.peer_port = 0 then '*' else cast(l.peer_port as varchar) end as "Peer Address:Port",
-  coalesce(
-    'users:(' || string_agg('("' || f.comm || '",pid=' || f.pid || ',fd=' || f.fd || ')', ',' order by f.pid desc, f.fd desc) || ')',
-    ''
-  ) as "Process"
+  coalesce(ss_users(f.comm, f.pid, f.fd), '') as "Process"
 from tcp_listeners l
 left join proc_fds f on f.inode = l.inode
 group by l.netns, l.inode, l.family, l.state, l.recv_q, l.send_q, l.local_addr, l.bound_dev, l.local_port, l.peer_addr, l.peer_port

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
-use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::scan::KernelTableProvider;
@@ -30,8 +29,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// A session with `tables` registered under their names and `functions` available.
-    pub fn new(tables: Vec<Arc<dyn KernelTable>>, functions: Vec<ScalarUDF>) -> Result<Self> {
+    /// A session with `tables` registered under their names.
+    pub fn new(tables: Vec<Arc<dyn KernelTable>>) -> Result<Self> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(1);
@@ -43,9 +42,6 @@ impl Engine {
         for table in &tables {
             let provider = KernelTableProvider::new(Arc::clone(table), warnings.clone());
             context.register_table(table.name(), Arc::new(provider))?;
-        }
-        for function in functions {
-            context.register_udf(function);
         }
         Ok(Engine {
             context,

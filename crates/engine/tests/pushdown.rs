@@ -60,7 +60,7 @@ fn engine(sizes: &[(&'static str, u64)]) -> (Engine, Vec<Arc<Mutex<Vec<Option<Ha
             }) as Arc<dyn KernelTable>
         })
         .collect();
-    (Engine::new(tables, vec![]).unwrap(), asked)
+    (Engine::new(tables).unwrap(), asked)
 }
 
 fn rows(engine: &Engine, sql: &str) -> usize {

@@ -8,6 +8,7 @@ pub mod functions;
 mod proc_fds;
 mod processes;
 pub mod queries;
+mod ss_users;
 mod tcp_listeners;
 
 use std::sync::Arc;
@@ -26,8 +27,13 @@ pub fn tables() -> Vec<Arc<dyn KernelTable>> {
 
 /// An engine with every table, function and saved-query view of kql.
 pub fn engine() -> Result<Engine> {
-    let functions = functions::functions().into_iter().map(|f| f.udf).collect();
-    let engine = Engine::new(tables(), functions)?;
+    let engine = Engine::new(tables())?;
+    for function in functions::functions() {
+        match function.udf {
+            functions::Udf::Scalar(udf) => engine.context().register_udf(udf),
+            functions::Udf::Aggregate(udaf) => engine.context().register_udaf(udaf),
+        }
+    }
     let views: Vec<(String, &str)> = queries::all().iter().map(|q| (q.view(), q.sql)).collect();
     engine.create_views(&views)?;
     Ok(engine)
