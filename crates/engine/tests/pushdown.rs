@@ -10,6 +10,9 @@ use datafusion::error::Result;
 use kql_engine::table::table_schema;
 use kql_engine::{Column, ColumnType, Engine, KernelTable, ScanRequest, Scanned};
 
+/// The key sets each scan of a table was narrowed to, in scan order.
+type Asked = Arc<Mutex<Vec<Option<HashSet<u64>>>>>;
+
 const COLUMNS: &[Column] = &[Column::new("n", ColumnType::UInt64, "a number").key()];
 
 /// A table of the numbers `1..=size` that records the `n` values each scan was narrowed to.
@@ -17,7 +20,7 @@ const COLUMNS: &[Column] = &[Column::new("n", ColumnType::UInt64, "a number").ke
 struct Numbers {
     name: &'static str,
     size: u64,
-    asked: Arc<Mutex<Vec<Option<HashSet<u64>>>>>,
+    asked: Asked,
 }
 
 impl KernelTable for Numbers {
@@ -47,7 +50,7 @@ impl KernelTable for Numbers {
     }
 }
 
-fn engine(sizes: &[(&'static str, u64)]) -> (Engine, Vec<Arc<Mutex<Vec<Option<HashSet<u64>>>>>>) {
+fn engine(sizes: &[(&'static str, u64)]) -> (Engine, Vec<Asked>) {
     let asked: Vec<_> = sizes.iter().map(|_| Arc::default()).collect();
     let tables = sizes
         .iter()

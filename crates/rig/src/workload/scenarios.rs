@@ -1,0 +1,324 @@
+//! The scenarios: which processes the workload forks and which sockets each one holds.
+//!
+//! `basic` (fixed ports 7001..7009, one distinctive backlog each):
+//!
+//! | port | role               | address   | process(es)                 | backlog | notes                  |
+//! |------|--------------------|-----------|-----------------------------|---------|------------------------|
+//! | 7001 | `v4-loopback`      | 127.0.0.1 | `kqlw-alpha`                | 11      |                        |
+//! | 7002 | `v4-any`           | 0.0.0.0   | `kqlw-alpha`                | 12      |                        |
+//! | 7003 | `v6-loopback`      | ::1       | `kqlw beta`                 | 13      | v6only set by kernel   |
+//! | 7004 | `v6-any-dualstack` | ::        | `kqlw beta`                 | 14      | `IPV6_V6ONLY=0`        |
+//! | 7005 | `v6-any-v6only`    | ::        | `kqlw beta`                 | 15      | `IPV6_V6ONLY=1`        |
+//! | 7006 | `shared`           | 127.0.0.1 | `kqlw-gamma` + `kqlw-gamma-kid` | 16  | fd inherited by fork   |
+//! | 7007 | `reuseport-a`      | 127.0.0.1 | `kqlw-rp-a`                 | 17      | `SO_REUSEPORT` group   |
+//! | 7007 | `reuseport-b`      | 127.0.0.1 | `kqlw-rp-b`                 | 18      | `SO_REUSEPORT` group   |
+//! | 7008 | `queued`           | 127.0.0.1 | `kqlw-delta`                | 7       | 3 connections queued   |
+//! | 7009 | `netns`            | 0.0.0.0   | `kqlw-netns`                | 19      | in its own netns       |
+//!
+//! `kqlw-delta` also holds the 3 client sockets of the queued connections (`clients`).
+//!
+//! `many`: 5,000 listeners on 127.0.0.1, ports 20000..=24999, `kqlw-many-a` holding
+//! 20000..=22499 and `kqlw-many-b` 22500..=24999, role `many`, backlog `10 + port % 90`.
+//!
+//! `idle`: nothing; only the main process (`kqlw-main`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use kql_rig::{Result, rig_error};
+use serde_json::{Value, json};
+
+use crate::process;
+use crate::sys::{self, ListenSpec};
+
+/// A process the workload created (or is).
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub name: String,
+    pub pid: i32,
+    pub ppid: i32,
+}
+
+/// A listener the workload created.
+#[derive(Debug, Clone)]
+pub struct ListenerRecord {
+    pub role: String,
+    /// Name of the process that created it.
+    pub process: String,
+    /// Every process holding a descriptor on it.
+    pub pids: Vec<i32>,
+    pub spec: ListenSpec,
+    pub inode: u64,
+    /// `IPV6_V6ONLY` as the kernel reports it, `None` for IPv4.
+    pub v6only: Option<bool>,
+    /// Connections in its accept queue.
+    pub queued: u32,
+}
+
+/// A connected client socket the workload keeps open.
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    pub role: String,
+    pub process: String,
+    pub pid: i32,
+    pub inode: u64,
+    pub remote_addr: IpAddr,
+    pub remote_port: u16,
+}
+
+/// Everything a scenario created.
+#[derive(Debug, Default)]
+pub struct Created {
+    pub processes: Vec<Proc>,
+    pub listeners: Vec<ListenerRecord>,
+    pub clients: Vec<ClientRecord>,
+}
+
+/// What a worker does besides opening its listeners.
+#[derive(Debug, Clone, Copy)]
+enum Extra {
+    None,
+    /// Fork a child with this name that keeps the worker's descriptors.
+    SharedWithKid(&'static str),
+    /// Queue this many connections on the first listener, never accepted.
+    Queue(u32),
+    /// Move to a new network namespace first.
+    NewNetns,
+}
+
+const LOOPBACK4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const ANY4: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+const LOOPBACK6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+const ANY6: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+fn spec(addr: IpAddr, port: u16, backlog: u32) -> ListenSpec {
+    ListenSpec {
+        addr,
+        port,
+        backlog,
+        v6only: None,
+        reuseport: false,
+    }
+}
+
+/// Runs scenario `name` in the calling (main) process.
+pub fn run(name: &str, main: Proc) -> Result<Created> {
+    let mut created = Created {
+        processes: vec![main],
+        ..Created::default()
+    };
+    match name {
+        "basic" => basic(&mut created)?,
+        "many" => many(&mut created)?,
+        "idle" => {}
+        _ => {
+            return Err(rig_error!(
+                "unknown scenario {name:?} (expected basic, many or idle)"
+            ));
+        }
+    }
+    Ok(created)
+}
+
+fn basic(created: &mut Created) -> Result<()> {
+    let v6 = |addr, port, backlog, v6only| ListenSpec {
+        v6only,
+        ..spec(addr, port, backlog)
+    };
+    let reuseport = |port, backlog| ListenSpec {
+        reuseport: true,
+        ..spec(LOOPBACK4, port, backlog)
+    };
+    worker(
+        created,
+        "kqlw-alpha",
+        vec![
+            ("v4-loopback", spec(LOOPBACK4, 7001, 11)),
+            ("v4-any", spec(ANY4, 7002, 12)),
+        ],
+        Extra::None,
+    )?;
+    worker(
+        created,
+        "kqlw beta",
+        vec![
+            ("v6-loopback", v6(LOOPBACK6, 7003, 13, None)),
+            ("v6-any-dualstack", v6(ANY6, 7004, 14, Some(false))),
+            ("v6-any-v6only", v6(ANY6, 7005, 15, Some(true))),
+        ],
+        Extra::None,
+    )?;
+    worker(
+        created,
+        "kqlw-gamma",
+        vec![("shared", spec(LOOPBACK4, 7006, 16))],
+        Extra::SharedWithKid("kqlw-gamma-kid"),
+    )?;
+    worker(
+        created,
+        "kqlw-rp-a",
+        vec![("reuseport-a", reuseport(7007, 17))],
+        Extra::None,
+    )?;
+    worker(
+        created,
+        "kqlw-rp-b",
+        vec![("reuseport-b", reuseport(7007, 18))],
+        Extra::None,
+    )?;
+    worker(
+        created,
+        "kqlw-delta",
+        vec![("queued", spec(LOOPBACK4, 7008, 7))],
+        Extra::Queue(3),
+    )?;
+    worker(
+        created,
+        "kqlw-netns",
+        vec![("netns", spec(ANY4, 7009, 19))],
+        Extra::NewNetns,
+    )?;
+    Ok(())
+}
+
+/// Ports of the `many` scenario.
+const MANY_PORTS: std::ops::Range<u16> = 20000..25000;
+
+fn many(created: &mut Created) -> Result<()> {
+    let half = MANY_PORTS.start + MANY_PORTS.len() as u16 / 2;
+    // Each worker holds half the listeners, plus stdio, pipes and some slack.
+    sys::ensure_nofile(MANY_PORTS.len() as u64 / 2 + 64)?;
+    for (name, ports) in [
+        ("kqlw-many-a", MANY_PORTS.start..half),
+        ("kqlw-many-b", half..MANY_PORTS.end),
+    ] {
+        let specs = ports
+            .map(|port| ("many", spec(LOOPBACK4, port, 10 + u32::from(port) % 90)))
+            .collect();
+        worker(created, name, specs, Extra::None)?;
+    }
+    Ok(())
+}
+
+/// Forks worker `name`, which opens `listeners` and does `extra`, and records what it made.
+fn worker(
+    created: &mut Created,
+    name: &str,
+    listeners: Vec<(&str, ListenSpec)>,
+    extra: Extra,
+) -> Result<()> {
+    let specs: Vec<ListenSpec> = listeners.iter().map(|(_, spec)| spec.clone()).collect();
+    let queued = match extra {
+        Extra::Queue(count) => count,
+        _ => 0,
+    };
+    let body = || -> Result<Value> {
+        let mut report = json!({});
+        if let Extra::NewNetns = extra {
+            sys::unshare_net()?;
+            // Not needed for a listener on 0.0.0.0; nice to have for anyone connecting.
+            if let Err(error) = sys::loopback_up() {
+                eprintln!(
+                    "kql-rig-workload: warning: {name}: lo stays down in the new netns: {error}"
+                );
+            }
+        }
+        let mut opened = Vec::new();
+        for spec in &specs {
+            opened.push(sys::listen(spec)?);
+        }
+        report["listeners"] = opened
+            .iter()
+            .map(|l| json!({ "inode": l.inode, "v6only": l.v6only }))
+            .collect();
+        match extra {
+            Extra::SharedWithKid(kid_name) => {
+                let kid = process::spawn(kid_name, || Ok(json!({})))?;
+                report["kid"] = json!(kid.pid);
+            }
+            Extra::Queue(count) => {
+                let (listener, spec) = (opened[0], &specs[0]);
+                let mut clients = Vec::new();
+                for _ in 0..count {
+                    let (_fd, inode) = sys::connect(spec.addr, spec.port)?;
+                    clients.push(inode);
+                }
+                wait_accept_queue(listener.fd, count)?;
+                report["clients"] = json!(clients);
+            }
+            Extra::None | Extra::NewNetns => {}
+        }
+        Ok(report)
+    };
+    let worker = process::spawn(name, body)?;
+
+    let report = &worker.report;
+    let bad = || rig_error!("worker {name:?}: bad report {report}");
+    let opened = report["listeners"].as_array().ok_or_else(bad)?;
+    if opened.len() != listeners.len() {
+        return Err(bad());
+    }
+    let main_pid = sys::getpid();
+    created.processes.push(Proc {
+        name: name.to_string(),
+        pid: worker.pid,
+        ppid: main_pid,
+    });
+    let mut pids = vec![worker.pid];
+    if let Extra::SharedWithKid(kid_name) = extra {
+        let kid = report["kid"].as_i64().ok_or_else(bad)? as i32;
+        created.processes.push(Proc {
+            name: kid_name.to_string(),
+            pid: kid,
+            ppid: worker.pid,
+        });
+        pids.push(kid);
+    }
+    let first_spec = listeners
+        .first()
+        .map(|(_, spec)| spec.clone())
+        .ok_or_else(bad)?;
+    for (index, ((role, spec), opened)) in listeners.into_iter().zip(opened).enumerate() {
+        created.listeners.push(ListenerRecord {
+            role: role.to_string(),
+            process: name.to_string(),
+            pids: pids.clone(),
+            inode: opened["inode"].as_u64().ok_or_else(bad)?,
+            v6only: opened["v6only"].as_bool(),
+            // Connections are queued on the worker's first listener only.
+            queued: if index == 0 { queued } else { 0 },
+            spec,
+        });
+    }
+    if let Some(clients) = report.get("clients") {
+        for inode in clients.as_array().ok_or_else(bad)? {
+            created.clients.push(ClientRecord {
+                role: "queued-client".to_string(),
+                process: name.to_string(),
+                pid: worker.pid,
+                inode: inode.as_u64().ok_or_else(bad)?,
+                remote_addr: first_spec.addr,
+                remote_port: first_spec.port,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the listener's accept queue holds `count` connections (loopback handshakes
+/// complete almost at once, but not necessarily before `connect` returns).
+fn wait_accept_queue(fd: libc::c_int, count: u32) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, queued) = sys::listen_queue(fd)?;
+        if queued == count {
+            return Ok(());
+        }
+        if queued > count || Instant::now() > deadline {
+            return Err(rig_error!(
+                "accept queue holds {queued} connections, expected {count}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
