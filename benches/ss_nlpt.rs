@@ -14,18 +14,12 @@ fn ss_nlpt(c: &mut Criterion) {
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a benchmark listener"))
         .collect();
     let engine = kql_tables::engine().expect("engine");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let rows = |engine: &Engine| {
         let (_, batches) = runtime.block_on(engine.run(SS_NLPT)).expect("ss-nlpt runs");
         batches.iter().map(|b| b.num_rows()).sum::<usize>()
     };
-    assert!(
-        rows(&engine) >= LISTENERS,
-        "every benchmark listener is listed"
-    );
+    assert!(rows(&engine) >= LISTENERS, "every benchmark listener is listed");
     c.bench_function("ss-nlpt, 1000 listeners", |b| b.iter(|| rows(&engine)));
     drop(listeners);
 }

@@ -13,15 +13,15 @@ use kql_tables::functions::Function;
 /// `kql tables`: name, source and description of every table.
 pub fn tables(tables: &[Arc<dyn KernelTable>]) -> Result<RecordBatch, ArrowError> {
     RecordBatch::try_from_iter([
-        ("table", text(tables.iter().map(|t| t.name()))),
+        ("table", text(tables.iter().map(|t| t.spec().name))),
         ("source", text(tables.iter().map(|t| t.source()))),
-        ("description", text(tables.iter().map(|t| t.doc()))),
+        ("description", text(tables.iter().map(|t| t.spec().doc))),
     ])
 }
 
 /// `kql describe TABLE`: the columns of `table`.
 pub fn describe(table: &dyn KernelTable) -> Result<RecordBatch, ArrowError> {
-    let columns = table.columns();
+    let columns = table.spec().columns;
     RecordBatch::try_from_iter([
         ("column", text(columns.iter().map(|c| c.name))),
         ("type", text(columns.iter().map(|c| c.data_type.sql_name()))),
@@ -38,12 +38,12 @@ pub fn reference(tables: &[Arc<dyn KernelTable>], functions: &[Function]) -> Str
         let _ = writeln!(
             md,
             "### `{}`\n\n{} Source on the live host: {}.\n",
-            table.name(),
-            table.doc(),
+            table.spec().name,
+            table.spec().doc,
             table.source()
         );
         md.push_str("| column | type | description |\n|---|---|---|\n");
-        for column in table.columns() {
+        for column in table.spec().columns {
             let mut notes = Vec::new();
             if column.key {
                 notes.push("key: `=`/`IN` narrow the scan");
@@ -51,11 +51,7 @@ pub fn reference(tables: &[Arc<dyn KernelTable>], functions: &[Function]) -> Str
             if column.nullable {
                 notes.push("nullable");
             }
-            let notes = if notes.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", notes.join(", "))
-            };
+            let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
             let _ = writeln!(
                 md,
                 "| `{}` | {} | {}{} |",

@@ -18,10 +18,7 @@ pub struct CliError {
 impl CliError {
     /// An error with this message.
     pub fn new(message: String) -> Self {
-        CliError {
-            message: one_line(&message),
-            broken_pipe: false,
-        }
+        CliError { message: one_line(&message), broken_pipe: false }
     }
 }
 
@@ -56,10 +53,7 @@ impl From<arrow::error::ArrowError> for CliError {
 impl From<std::io::Error> for CliError {
     fn from(error: std::io::Error) -> Self {
         let broken_pipe = error.kind() == std::io::ErrorKind::BrokenPipe;
-        CliError {
-            broken_pipe,
-            ..CliError::new(format!("cannot write the output: {error}"))
-        }
+        CliError { broken_pipe, ..CliError::new(format!("cannot write the output: {error}")) }
     }
 }
 
@@ -76,8 +70,7 @@ fn describe(error: &DataFusionError) -> String {
 fn unknown_table(message: &str) -> Option<&str> {
     let rest = message.split_once("table '")?.1;
     let (qualified, tail) = rest.split_once('\'')?;
-    tail.starts_with(" not found")
-        .then(|| qualified.rsplit('.').next().unwrap_or(qualified))
+    tail.starts_with(" not found").then(|| qualified.rsplit('.').next().unwrap_or(qualified))
 }
 
 /// `message` folded onto one line.

@@ -45,18 +45,16 @@ pub fn write(
             }
         }
         Format::Json => {
-            let mut writer = JsonWriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, JsonArray>(&mut *out);
+            let mut writer =
+                JsonWriterBuilder::new().with_explicit_nulls(true).build::<_, JsonArray>(&mut *out);
             writer.write_batches(&batches.iter().collect::<Vec<_>>())?;
             writer.finish()?;
             drop(writer);
             writeln!(out)?;
         }
         Format::Ndjson => {
-            let mut writer = JsonWriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, LineDelimited>(&mut *out);
+            let mut writer =
+                JsonWriterBuilder::new().with_explicit_nulls(true).build::<_, LineDelimited>(&mut *out);
             writer.write_batches(&batches.iter().collect::<Vec<_>>())?;
             writer.finish()?;
         }

@@ -89,13 +89,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match cli.command {
         Some(Command::Queries) => list_queries(&mut out),
-        Some(Command::Tables) => {
-            session.print(&catalog::tables(session.engine().tables())?, &mut out)
-        }
+        Some(Command::Tables) => session.print(&catalog::tables(session.engine().tables())?, &mut out),
         Some(Command::Describe { table }) => {
-            let table = session.engine().table(&table).ok_or_else(|| {
-                CliError::new(format!("unknown table '{table}' (`kql tables` lists them)"))
-            })?;
+            let table = session
+                .engine()
+                .table(&table)
+                .ok_or_else(|| CliError::new(format!("unknown table '{table}' (`kql tables` lists them)")))?;
             session.print(&catalog::describe(table.as_ref())?, &mut out)
         }
         Some(Command::Reference) => {
@@ -117,9 +116,7 @@ fn run_input(cli: &Cli, session: &Session, out: &mut dyn Write) -> Result<(), Cl
         session.run_sql(&sql, out)
     } else if let Some(name) = &cli.query {
         let query = queries::find(name).ok_or_else(|| {
-            CliError::new(format!(
-                "unknown saved query '{name}' (`kql queries` lists them)"
-            ))
+            CliError::new(format!("unknown saved query '{name}' (`kql queries` lists them)"))
         })?;
         session.run_sql(query.sql, out)
     } else if std::io::stdin().is_terminal() {

@@ -22,11 +22,7 @@ pub fn run(session: &Session) -> Result<(), CliError> {
     }
     let mut pending = String::new();
     loop {
-        let prompt = if pending.is_empty() {
-            PROMPT
-        } else {
-            CONTINUATION
-        };
+        let prompt = if pending.is_empty() { PROMPT } else { CONTINUATION };
         match editor.readline(prompt) {
             Ok(line) if pending.is_empty() && line.trim() == "\\q" => break,
             Ok(line) => {
@@ -60,8 +56,6 @@ fn run_statements(session: &Session, sql: &str) {
 fn history_path() -> Option<PathBuf> {
     let state = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state"))
-        })?;
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))?;
     Some(state.join("kql").join("history"))
 }

@@ -29,11 +29,7 @@ impl Session {
             .enable_all()
             .build()
             .map_err(|e| CliError::new(format!("cannot start the query runtime: {e}")))?;
-        Ok(Session {
-            engine,
-            runtime,
-            format,
-        })
+        Ok(Session { engine, runtime, format })
     }
 
     /// The engine, for catalog questions.
@@ -44,8 +40,7 @@ impl Session {
     /// Run every statement of `sql` in order, printing each result to `out`. Stops at the
     /// first failing statement. SQL with no statement at all is an error.
     pub fn run_sql(&self, sql: &str, out: &mut dyn Write) -> Result<(), CliError> {
-        let statements =
-            DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(CliError::from)?;
+        let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(CliError::from)?;
         if statements.is_empty() {
             return Err(CliError::new("no SQL statement given".into()));
         }
@@ -60,12 +55,7 @@ impl Session {
 
     /// Print a batch computed outside SQL (catalog listings) in the session's format.
     pub fn print(&self, batch: &RecordBatch, out: &mut dyn Write) -> Result<(), CliError> {
-        format::write(
-            out,
-            self.format,
-            &batch.schema(),
-            std::slice::from_ref(batch),
-        )?;
+        format::write(out, self.format, &batch.schema(), std::slice::from_ref(batch))?;
         Ok(())
     }
 

@@ -15,10 +15,7 @@ fn main() {
         .iter()
         .map(|path| {
             let stem = path.file_stem().unwrap().to_string_lossy();
-            format!(
-                "    ({stem:?}, include_str!({:?})),\n",
-                path.display().to_string()
-            )
+            format!("    ({stem:?}, include_str!({:?})),\n", path.display().to_string())
         })
         .collect();
     let code = format!(

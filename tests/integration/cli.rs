@@ -38,30 +38,20 @@ fn formats_print_the_same_rows() {
     let json = kql_rows(&[sql]);
     assert_eq!(json.len(), 2);
     let table = String::from_utf8(kql(&[sql]).stdout).unwrap();
-    assert!(
-        table.contains("| a | b   |") && table.contains("| 1 | x,y |"),
-        "{table}"
-    );
+    assert!(table.contains("| a | b   |") && table.contains("| 1 | x,y |"), "{table}");
 }
 
 #[test]
 fn saved_queries_files_and_stdin_run() {
     let listed = String::from_utf8(kql(&["queries"]).stdout).unwrap();
     for name in ["ss-nlpt", "ss-nlpt-all", "lsof-i", "ps"] {
-        assert!(
-            listed.lines().any(|line| line.starts_with(name)),
-            "{name} in {listed}"
-        );
-        assert!(
-            kql(&["-q", name, "--format", "csv"]).status.success(),
-            "{name} runs"
-        );
+        assert!(listed.lines().any(|line| line.starts_with(name)), "{name} in {listed}");
+        assert!(kql(&["-q", name, "--format", "csv"]).status.success(), "{name} runs");
     }
     let dir = TempDir::new();
     let file = dir.0.join("two.sql");
     std::fs::write(&file, "select 1 as one;\nselect 2 as two;\n").unwrap();
-    let out =
-        String::from_utf8(kql(&["--format", "csv", "-f", file.to_str().unwrap()]).stdout).unwrap();
+    let out = String::from_utf8(kql(&["--format", "csv", "-f", file.to_str().unwrap()]).stdout).unwrap();
     assert_eq!(out, "one\n1\ntwo\n2\n");
     let piped = std::process::Command::new(env!("CARGO_BIN_EXE_kql"))
         .args(["--format", "csv"])
@@ -74,26 +64,13 @@ fn saved_queries_files_and_stdin_run() {
 #[test]
 fn catalog_commands_describe_every_table() {
     let tables = kql_rows(&["tables"]);
-    let names: Vec<&str> = tables
-        .iter()
-        .map(|t| t["table"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = tables.iter().map(|t| t["table"].as_str().unwrap()).collect();
     assert_eq!(names, ["tcp_listeners", "proc_fds", "processes"]);
     for name in names {
         let columns = kql_rows(&["describe", name]);
         assert!(!columns.is_empty());
-        assert!(
-            columns
-                .iter()
-                .all(|c| !c["description"].as_str().unwrap().is_empty())
-        );
-        let sql = format!(
-            "select column_name from information_schema.columns where table_name = '{name}'"
-        );
-        assert_eq!(
-            kql_rows(&[&sql]).len(),
-            columns.len(),
-            "information_schema agrees for {name}"
-        );
+        assert!(columns.iter().all(|c| !c["description"].as_str().unwrap().is_empty()));
+        let sql = format!("select column_name from information_schema.columns where table_name = '{name}'");
+        assert_eq!(kql_rows(&[&sql]).len(), columns.len(), "information_schema agrees for {name}");
     }
 }

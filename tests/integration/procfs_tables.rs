@@ -15,61 +15,32 @@ fn proc_fds_lists_every_fd_of_a_process_with_socket_inodes() {
         .map(|entry| {
             let entry = entry.unwrap();
             let fd = entry.file_name().to_str().unwrap().parse().unwrap();
-            (
-                fd,
-                std::fs::read_link(entry.path())
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned(),
-            )
+            (fd, std::fs::read_link(entry.path()).unwrap().to_string_lossy().into_owned())
         })
         .collect();
     let sql = format!("select fd, target, kind, inode, comm from proc_fds where pid = {pid}");
     let rows = kql_rows(&[&sql]);
     let listed: BTreeSet<(i64, String)> = rows
         .iter()
-        .map(|row| {
-            (
-                row["fd"].as_i64().unwrap(),
-                row["target"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|row| (row["fd"].as_i64().unwrap(), row["target"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(listed, truth);
-    let socket = rows
-        .iter()
-        .find(|row| row["kind"] == "socket")
-        .expect("the listener's fd");
+    let socket = rows.iter().find(|row| row["kind"] == "socket").expect("the listener's fd");
     let target = socket["target"].as_str().unwrap();
     assert_eq!(target, format!("socket:[{}]", socket["inode"]));
     assert!(rows.iter().all(|row| row["comm"] == "kqlt-fds"));
-    assert!(
-        rows.iter()
-            .filter(|row| row["kind"] != "socket")
-            .all(|row| row["inode"].is_null())
-    );
+    assert!(rows.iter().filter(|row| row["kind"] != "socket").all(|row| row["inode"].is_null()));
 }
 
 #[test]
 fn pid_and_inode_predicates_reach_the_scan() {
-    let plan = kql(&[
-        "--format",
-        "csv",
-        "explain select fd from proc_fds where pid in (1, 2) and inode = 7",
-    ]);
+    let plan = kql(&["--format", "csv", "explain select fd from proc_fds where pid in (1, 2) and inode = 7"]);
     let plan = String::from_utf8(plan.stdout).unwrap();
     assert!(plan.contains("KernelScanExec: table=proc_fds"), "{plan}");
     assert!(plan.contains("key_predicates=["), "{plan}");
-    let join = kql(&[
-        "--format",
-        "csv",
-        "explain select * from tcp_listeners join proc_fds using (inode)",
-    ]);
+    let join = kql(&["--format", "csv", "explain select * from tcp_listeners join proc_fds using (inode)"]);
     let join = String::from_utf8(join.stdout).unwrap();
-    assert!(
-        join.contains("DynamicFilter"),
-        "the join's keys reach the proc_fds scan: {join}"
-    );
+    assert!(join.contains("DynamicFilter"), "the join's keys reach the proc_fds scan: {join}");
 }
 
 #[test]

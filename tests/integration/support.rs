@@ -16,10 +16,7 @@ use serde_json::Value;
 
 /// Run the `kql` binary under test.
 pub fn kql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kql"))
-        .args(args)
-        .output()
-        .expect("kql runs")
+    Command::new(env!("CARGO_BIN_EXE_kql")).args(args).output().expect("kql runs")
 }
 
 /// Run `kql ARGS --format json` and return its rows; panics with stderr if it fails.
@@ -27,25 +24,14 @@ pub fn kql_rows(args: &[&str]) -> Vec<BTreeMap<String, Value>> {
     let mut args = args.to_vec();
     args.extend(["--format", "json"]);
     let output = kql(&args);
-    assert!(
-        output.status.success(),
-        "kql {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "kql {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("kql prints a JSON array")
 }
 
 /// Run a command and return its stdout; panics if it fails.
 pub fn command_stdout(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .expect("command runs");
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = Command::new(program).args(args).output().expect("command runs");
+    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 
@@ -62,23 +48,14 @@ pub struct ListenOptions {
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        ListenOptions {
-            backlog: 128,
-            reuseport: false,
-            v6only: false,
-            port: 0,
-        }
+        ListenOptions { backlog: 128, reuseport: false, v6only: false, port: 0 }
     }
 }
 
 /// A listening TCP socket bound to `ip`.
 pub fn listen(ip: &str, options: ListenOptions) -> io::Result<OwnedFd> {
     let ip: IpAddr = ip.parse().expect("test address parses");
-    let family = if ip.is_ipv6() {
-        libc::AF_INET6
-    } else {
-        libc::AF_INET
-    };
+    let family = if ip.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
     // SAFETY: plain socket(2); the result is checked before it is owned.
     let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -91,12 +68,7 @@ pub fn listen(ip: &str, options: ListenOptions) -> io::Result<OwnedFd> {
         set_option(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
     }
     if ip.is_ipv6() {
-        set_option(
-            fd,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            options.v6only as i32,
-        )?;
+        set_option(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, options.v6only as i32)?;
     }
     bind(fd, SocketAddr::new(ip, options.port))?;
     // SAFETY: listen(2) on a bound socket we own.
@@ -108,20 +80,9 @@ pub fn listen(ip: &str, options: ListenOptions) -> io::Result<OwnedFd> {
 
 fn set_option(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: value lives for the call and its size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const i32).cast(),
-            size_of::<i32>() as u32,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    let rc =
+        unsafe { libc::setsockopt(fd, level, name, (&value as *const i32).cast(), size_of::<i32>() as u32) };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
@@ -157,11 +118,7 @@ fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
             }
         }
     };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// The local port of a bound socket.
@@ -170,27 +127,19 @@ pub fn local_port(socket: &OwnedFd) -> u16 {
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as u32;
     let rc = unsafe {
-        libc::getsockname(
-            socket.as_raw_fd(),
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
+        libc::getsockname(socket.as_raw_fd(), (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len)
     };
     assert_eq!(rc, 0, "getsockname");
     // Both sockaddr_in and sockaddr_in6 keep the port right after the family.
     // SAFETY: the storage holds a sockaddr_in or sockaddr_in6, whose port sits at the same offset.
-    let port = unsafe {
-        (*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()).sin_port
-    };
+    let port = unsafe { (*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()).sin_port };
     u16::from_be(port)
 }
 
 /// Open `count` connections to `port` on `ip` that the listener never accepts.
 pub fn queue_connections(ip: &str, port: u16, count: usize) -> Vec<TcpStream> {
     let addr = SocketAddr::new(ip.parse().unwrap(), port);
-    (0..count)
-        .map(|_| TcpStream::connect(addr).expect("connect to test listener"))
-        .collect()
+    (0..count).map(|_| TcpStream::connect(addr).expect("connect to test listener")).collect()
 }
 
 /// A process of ours, killed with its process group when dropped.
@@ -208,14 +157,9 @@ impl Holder {
         let program = dir.0.join(name);
         std::os::unix::fs::symlink("/bin/sh", &program).expect("symlink to sh");
         // `read` blocks on the stdin pipe without forking; `sleep &` forks the child.
-        let script = if forks {
-            "sleep 1000 & read line"
-        } else {
-            "read line"
-        };
+        let script = if forks { "sleep 1000 & read line" } else { "read line" };
         let raw: Vec<RawFd> = sockets.iter().map(|s| s.as_raw_fd()).collect();
-        let ns_fd: Option<OwnedFd> =
-            netns.map(|path| std::fs::File::open(path).expect("open netns").into());
+        let ns_fd: Option<OwnedFd> = netns.map(|path| std::fs::File::open(path).expect("open netns").into());
         let ns_raw = ns_fd.as_ref().map(|fd| fd.as_raw_fd());
         let mut command = Command::new(&program);
         command.arg("-c").arg(script).stdin(Stdio::piped());
@@ -240,12 +184,7 @@ impl Holder {
         let holder = Holder { child, _dir: dir };
         holder.wait_until(|| comm(holder.pid()).as_deref() == Some(&name[..name.len().min(15)]));
         if forks {
-            holder.wait_until(|| {
-                holder
-                    .children()
-                    .iter()
-                    .any(|&c| comm(c).as_deref() == Some("sleep"))
-            });
+            holder.wait_until(|| holder.children().iter().any(|&c| comm(c).as_deref() == Some("sleep")));
         }
         holder
     }
@@ -268,11 +207,7 @@ impl Holder {
     fn wait_until(&self, ready: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !ready() {
-            assert!(
-                Instant::now() < deadline,
-                "holder {} never became ready",
-                self.pid()
-            );
+            assert!(Instant::now() < deadline, "holder {} never became ready", self.pid());
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -288,9 +223,7 @@ impl Drop for Holder {
 
 /// The comm of `pid`, if it exists.
 pub fn comm(pid: i32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .ok()
-        .map(|s| s.trim_end().to_string())
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|s| s.trim_end().to_string())
 }
 
 /// A private directory removed on drop.
@@ -298,8 +231,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new() -> TempDir {
-        let template =
-            CString::new(std::env::temp_dir().join("kqlt-XXXXXX").to_str().unwrap()).unwrap();
+        let template = CString::new(std::env::temp_dir().join("kqlt-XXXXXX").to_str().unwrap()).unwrap();
         let raw = template.into_raw();
         // SAFETY: raw is a writable NUL-terminated template, reclaimed right after.
         let made = unsafe { libc::mkdtemp(raw) };
@@ -345,11 +277,7 @@ pub fn listen_in(ns_path: &str, ip: &str, options: ListenOptions) -> OwnedFd {
     std::thread::spawn(move || {
         let ns = std::fs::File::open(&ns_path).expect("open netns");
         // SAFETY: setns(2) on this helper thread only, with a namespace fd we own.
-        assert_eq!(
-            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-            0,
-            "setns"
-        );
+        assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
         listen(&ip, options).expect("listen in netns")
     })
     .join()
@@ -363,11 +291,8 @@ pub fn ss_rows(endpoints: &[String], netns: Option<&str>) -> Vec<Vec<String>> {
         Some(ns) => command_stdout("ip", &["netns", "exec", ns, "ss", "-Hnlpt"]),
         None => command_stdout("ss", &["-Hnlpt"]),
     };
-    let mut rows: Vec<Vec<String>> = output
-        .lines()
-        .map(split_ss_line)
-        .filter(|row| endpoints.contains(&row[3]))
-        .collect();
+    let mut rows: Vec<Vec<String>> =
+        output.lines().map(split_ss_line).filter(|row| endpoints.contains(&row[3])).collect();
     rows.sort();
     rows
 }
@@ -412,35 +337,21 @@ fn v6only(socket: &OwnedFd) -> bool {
 }
 
 /// The rows of a kql ss-style result whose local endpoint is in `endpoints`.
-pub fn rows_at(
-    rows: Vec<BTreeMap<String, Value>>,
-    endpoints: &[String],
-) -> Vec<BTreeMap<String, Value>> {
+pub fn rows_at(rows: Vec<BTreeMap<String, Value>>, endpoints: &[String]) -> Vec<BTreeMap<String, Value>> {
     rows.into_iter()
-        .filter(|row| {
-            row["Local Address:Port"]
-                .as_str()
-                .is_some_and(|e| endpoints.iter().any(|x| x == e))
-        })
+        .filter(|row| row["Local Address:Port"].as_str().is_some_and(|e| endpoints.iter().any(|x| x == e)))
         .collect()
 }
 
 /// The six ss columns of a kql `ss-nlpt` row.
 pub fn ss_columns(row: &BTreeMap<String, Value>) -> Vec<String> {
-    [
-        "State",
-        "Recv-Q",
-        "Send-Q",
-        "Local Address:Port",
-        "Peer Address:Port",
-        "Process",
-    ]
-    .iter()
-    .map(|column| match &row[*column] {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    })
-    .collect()
+    ["State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Process"]
+        .iter()
+        .map(|column| match &row[*column] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
 }
 
 /// Inode of a file, as stat(2) reports it.

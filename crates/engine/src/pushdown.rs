@@ -111,9 +111,8 @@ impl KeyFilter {
         right: &Arc<dyn PhysicalExpr>,
         keys: &[&str],
     ) {
-        let pair = key_column(left, keys)
-            .zip(literal(right))
-            .or_else(|| key_column(right, keys).zip(literal(left)));
+        let pair =
+            key_column(left, keys).zip(literal(right)).or_else(|| key_column(right, keys).zip(literal(left)));
         if let Some((column, value)) = pair {
             self.constrain(column, HashSet::from([value]));
         }
@@ -153,8 +152,7 @@ impl KeyType for u16 {
 
 fn key_column(expr: &Arc<dyn PhysicalExpr>, keys: &[&str]) -> Option<String> {
     let column = expr.downcast_ref::<Column>()?;
-    keys.contains(&column.name())
-        .then(|| column.name().to_string())
+    keys.contains(&column.name()).then(|| column.name().to_string())
 }
 
 fn literal(expr: &Arc<dyn PhysicalExpr>) -> Option<ScalarValue> {
@@ -187,13 +185,8 @@ mod tests {
 
     #[test]
     fn equality_and_in_list_on_keys_constrain() {
-        let inodes = in_list(
-            col("inode", &schema()).unwrap(),
-            vec![lit(7u64), lit(9u64)],
-            &false,
-            &schema(),
-        )
-        .unwrap();
+        let inodes =
+            in_list(col("inode", &schema()).unwrap(), vec![lit(7u64), lit(9u64)], &false, &schema()).unwrap();
         let predicate = and(eq("pid", ScalarValue::Int32(Some(42))), inodes);
         let filter = KeyFilter::from_predicate(&predicate, &["pid", "inode"]);
         assert_eq!(filter.values::<i32>("pid"), Some(HashSet::from([42])));
@@ -205,18 +198,11 @@ mod tests {
         let either = Arc::new(BinaryExpr::new(
             eq("pid", ScalarValue::Int32(Some(1))),
             Operator::Or,
-            and(
-                eq("pid", ScalarValue::Int32(Some(2))),
-                eq("inode", ScalarValue::UInt64(Some(3))),
-            ),
+            and(eq("pid", ScalarValue::Int32(Some(2))), eq("inode", ScalarValue::UInt64(Some(3)))),
         )) as Arc<dyn PhysicalExpr>;
         let filter = KeyFilter::from_predicate(&either, &["pid", "inode"]);
         assert_eq!(filter.values::<i32>("pid"), Some(HashSet::from([1, 2])));
-        assert_eq!(
-            filter.values::<u64>("inode"),
-            None,
-            "inode is free when pid = 1"
-        );
+        assert_eq!(filter.values::<u64>("inode"), None, "inode is free when pid = 1");
     }
 
     #[test]
@@ -227,13 +213,7 @@ mod tests {
             Operator::Or,
             eq("inode", ScalarValue::UInt64(Some(2))),
         )) as Arc<dyn PhysicalExpr>;
-        let not_in = in_list(
-            col("pid", &schema()).unwrap(),
-            vec![lit(3i32)],
-            &true,
-            &schema(),
-        )
-        .unwrap();
+        let not_in = in_list(col("pid", &schema()).unwrap(), vec![lit(3i32)], &true, &schema()).unwrap();
         for predicate in [on_comm, either, not_in] {
             assert!(KeyFilter::from_predicate(&predicate, &["pid", "inode"]).is_empty());
         }
@@ -241,12 +221,8 @@ mod tests {
 
     #[test]
     fn repeated_constraints_intersect() {
-        let mut filter =
-            KeyFilter::from_predicate(&eq("pid", ScalarValue::Int32(Some(1))), &["pid"]);
-        filter.and(KeyFilter::from_predicate(
-            &eq("pid", ScalarValue::Int32(Some(2))),
-            &["pid"],
-        ));
+        let mut filter = KeyFilter::from_predicate(&eq("pid", ScalarValue::Int32(Some(1))), &["pid"]);
+        filter.and(KeyFilter::from_predicate(&eq("pid", ScalarValue::Int32(Some(2))), &["pid"]));
         assert_eq!(filter.values::<i32>("pid"), Some(HashSet::new()));
     }
 }

@@ -48,11 +48,7 @@ impl KernelTableProvider {
     /// Wrap `table`; its scans report warnings to `warnings`.
     pub fn new(table: Arc<dyn KernelTable>, warnings: Warnings) -> Self {
         let schema = table_schema(table.as_ref());
-        KernelTableProvider {
-            table,
-            schema,
-            warnings,
-        }
+        KernelTableProvider { table, schema, warnings }
     }
 }
 
@@ -99,39 +95,25 @@ pub struct KernelScanExec {
 }
 
 impl KernelScanExec {
-    fn new(
-        table: Arc<dyn KernelTable>,
-        schema: SchemaRef,
-        columns: Vec<usize>,
-        warnings: Warnings,
-    ) -> Self {
+    fn new(table: Arc<dyn KernelTable>, schema: SchemaRef, columns: Vec<usize>, warnings: Warnings) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Final,
             Boundedness::Bounded,
         );
-        KernelScanExec {
-            table,
-            columns,
-            predicates: Vec::new(),
-            warnings,
-            properties: Arc::new(properties),
-        }
+        KernelScanExec { table, columns, predicates: Vec::new(), warnings, properties: Arc::new(properties) }
     }
 
     /// The request for the table's scan, with key constraints as the predicates stand now.
     fn request(&self) -> ScanRequest {
-        let all = self.table.columns();
+        let all = self.table.spec().columns;
         let keys: Vec<&str> = all.iter().filter(|c| c.key).map(|c| c.name).collect();
         let mut filter = KeyFilter::default();
         for predicate in &self.predicates {
             filter.and(KeyFilter::from_predicate(predicate, &keys));
         }
-        ScanRequest {
-            keys: filter,
-            columns: self.columns.iter().map(|&i| all[i].name).collect(),
-        }
+        ScanRequest { keys: filter, columns: self.columns.iter().map(|&i| all[i].name).collect() }
     }
 
     async fn run(self) -> Result<RecordBatch> {
@@ -157,15 +139,11 @@ fn slices(rows: RecordBatch, batch_size: usize) -> impl Iterator<Item = RecordBa
 
 impl DisplayAs for KernelScanExec {
     fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let names: Vec<&str> = self
-            .columns
-            .iter()
-            .map(|&i| self.table.columns()[i].name)
-            .collect();
+        let names: Vec<&str> = self.columns.iter().map(|&i| self.table.spec().columns[i].name).collect();
         write!(
             f,
             "KernelScanExec: table={}, source={}, columns=[{}]",
-            self.table.name(),
+            self.table.spec().name,
             self.table.source(),
             names.join(", ")
         )?;
@@ -209,9 +187,7 @@ impl ExecutionPlan for KernelScanExec {
         if children.is_empty() {
             Ok(self)
         } else {
-            Err(DataFusionError::Internal(
-                "KernelScanExec has no children".into(),
-            ))
+            Err(DataFusionError::Internal("KernelScanExec has no children".into()))
         }
     }
 
@@ -224,25 +200,15 @@ impl ExecutionPlan for KernelScanExec {
         let offered = child_pushdown_result.parent_filters;
         let verdicts = vec![PushedDown::No; offered.len()];
         if offered.is_empty() {
-            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(
-                verdicts,
-            ));
+            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(verdicts));
         }
         let mut narrowed = self.clone();
-        narrowed
-            .predicates
-            .extend(offered.into_iter().map(|f| f.filter));
-        Ok(
-            FilterPushdownPropagation::with_parent_pushdown_result(verdicts)
-                .with_updated_node(Arc::new(narrowed) as Arc<dyn ExecutionPlan>),
-        )
+        narrowed.predicates.extend(offered.into_iter().map(|f| f.filter));
+        Ok(FilterPushdownPropagation::with_parent_pushdown_result(verdicts)
+            .with_updated_node(Arc::new(narrowed) as Arc<dyn ExecutionPlan>))
     }
 
-    fn execute(
-        &self,
-        _partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, _partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let batch_size = context.session_config().batch_size();
         let scan = futures::stream::once(self.clone().run())
             .map_ok(move |rows| futures::stream::iter(slices(rows, batch_size).map(Ok)))

@@ -31,9 +31,7 @@ pub struct Engine {
 impl Engine {
     /// A session with `tables` registered under their names.
     pub fn new(tables: Vec<Arc<dyn KernelTable>>) -> Result<Self> {
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_target_partitions(1);
+        let mut config = SessionConfig::new().with_information_schema(true).with_target_partitions(1);
         let optimizer = &mut config.options_mut().optimizer;
         optimizer.hash_join_inlist_pushdown_max_distinct_values = MAX_PUSHED_JOIN_KEYS;
         optimizer.hash_join_inlist_pushdown_max_size = MAX_PUSHED_JOIN_KEYS * 16;
@@ -41,13 +39,9 @@ impl Engine {
         let warnings = Warnings::default();
         for table in &tables {
             let provider = KernelTableProvider::new(Arc::clone(table), warnings.clone());
-            context.register_table(table.name(), Arc::new(provider))?;
+            context.register_table(table.spec().name, Arc::new(provider))?;
         }
-        Ok(Engine {
-            context,
-            tables,
-            warnings,
-        })
+        Ok(Engine { context, tables, warnings })
     }
 
     /// Register `(name, SQL)` pairs as views. A view may use another one of the list, in
@@ -84,7 +78,7 @@ impl Engine {
 
     /// The kernel table called `name`, if there is one.
     pub fn table(&self, name: &str) -> Option<&Arc<dyn KernelTable>> {
-        self.tables.iter().find(|t| t.name() == name)
+        self.tables.iter().find(|t| t.spec().name == name)
     }
 
     /// Warnings the scans of the current statement reported.

@@ -1,8 +1,9 @@
 //! The contract between a kernel table and the engine.
 //!
-//! A table is declarative in the spirit of osquery's table specs: a name, a one-paragraph
-//! description, a static list of [`Column`]s (each with a one-line description, and a flag
-//! for key columns a scan can narrow on), and a `scan` that fills one record batch.
+//! A table is declarative in the spirit of osquery's table specs: a [`TableSpec`] constant
+//! (name, one-paragraph description, static list of [`Column`]s, each with a one-line
+//! description and a flag for key columns a scan can narrow on), and a `scan` that fills one
+//! record batch. The spec is the table's contract, whatever source fills it.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -35,21 +36,12 @@ pub struct Column {
 impl Column {
     /// A non-null column.
     pub const fn new(name: &'static str, data_type: ColumnType, doc: &'static str) -> Self {
-        Column {
-            name,
-            data_type,
-            nullable: false,
-            key: false,
-            doc,
-        }
+        Column { name, data_type, nullable: false, key: false, doc }
     }
 
     /// The same column, allowed to hold NULL.
     pub const fn nullable(self) -> Self {
-        Column {
-            nullable: true,
-            ..self
-        }
+        Column { nullable: true, ..self }
     }
 
     /// The same column, marked as a key the scan narrows on.
@@ -141,14 +133,21 @@ pub struct Scanned {
     pub warnings: Vec<String>,
 }
 
+/// What a table is, independent of the source that fills it.
+#[derive(Debug)]
+pub struct TableSpec {
+    /// Table name as used in SQL.
+    pub name: &'static str,
+    /// What one row is.
+    pub doc: &'static str,
+    /// The table's columns, in order.
+    pub columns: &'static [Column],
+}
+
 /// A table of kernel objects.
 pub trait KernelTable: Debug + Send + Sync {
-    /// Table name as used in SQL.
-    fn name(&self) -> &'static str;
-    /// What one row is, and where the rows come from.
-    fn doc(&self) -> &'static str;
-    /// The table's columns, in order.
-    fn columns(&self) -> &'static [Column];
+    /// The table's name, description and columns.
+    fn spec(&self) -> &'static TableSpec;
     /// Which source fills the table on this target (e.g. "netlink sock_diag").
     fn source(&self) -> &'static str;
     /// Read the rows. Runs on a blocking thread; may take as long as the kernel needs.
@@ -157,11 +156,5 @@ pub trait KernelTable: Debug + Send + Sync {
 
 /// The Arrow schema of a table, with column descriptions in the field metadata.
 pub fn table_schema(table: &dyn KernelTable) -> SchemaRef {
-    Arc::new(Schema::new(
-        table
-            .columns()
-            .iter()
-            .map(Column::field)
-            .collect::<Vec<_>>(),
-    ))
+    Arc::new(Schema::new(table.spec().columns.iter().map(Column::field).collect::<Vec<_>>()))
 }

@@ -23,8 +23,6 @@ impl Warnings {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
         // A panic while holding the lock leaves a Vec that is still valid: keep using it.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

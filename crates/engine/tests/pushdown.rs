@@ -8,7 +8,7 @@ use datafusion::arrow::array::{ArrayRef, UInt64Array};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType, Engine, KernelTable, ScanRequest, Scanned};
+use kql_engine::{Column, ColumnType, Engine, KernelTable, ScanRequest, Scanned, TableSpec};
 
 /// The key sets each scan of a table was narrowed to, in scan order.
 type Asked = Arc<Mutex<Vec<Option<HashSet<u64>>>>>;
@@ -18,35 +18,23 @@ const COLUMNS: &[Column] = &[Column::new("n", ColumnType::UInt64, "a number").ke
 /// A table of the numbers `1..=size` that records the `n` values each scan was narrowed to.
 #[derive(Debug)]
 struct Numbers {
-    name: &'static str,
+    spec: &'static TableSpec,
     size: u64,
     asked: Asked,
 }
 
 impl KernelTable for Numbers {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn doc(&self) -> &'static str {
-        "numbers"
-    }
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn spec(&self) -> &'static TableSpec {
+        self.spec
     }
     fn source(&self) -> &'static str {
         "memory"
     }
     fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
-        self.asked
-            .lock()
-            .unwrap()
-            .push(request.keys.values::<u64>("n"));
+        self.asked.lock().unwrap().push(request.keys.values::<u64>("n"));
         let values: ArrayRef = Arc::new(UInt64Array::from_iter_values(1..=self.size));
         let batch = RecordBatch::try_new(table_schema(self), vec![values])?;
-        Ok(Scanned {
-            batch,
-            warnings: vec![format!("{} scanned", self.name)],
-        })
+        Ok(Scanned { batch, warnings: vec![format!("{} scanned", self.spec.name)] })
     }
 }
 
@@ -56,21 +44,16 @@ fn engine(sizes: &[(&'static str, u64)]) -> (Engine, Vec<Asked>) {
         .iter()
         .zip(&asked)
         .map(|(&(name, size), asked)| {
-            Arc::new(Numbers {
-                name,
-                size,
-                asked: Arc::clone(asked),
-            }) as Arc<dyn KernelTable>
+            let spec = TableSpec { name, doc: "numbers", columns: COLUMNS };
+            Arc::new(Numbers { spec: Box::leak(Box::new(spec)), size, asked: Arc::clone(asked) })
+                as Arc<dyn KernelTable>
         })
         .collect();
     (Engine::new(tables).unwrap(), asked)
 }
 
 fn rows(engine: &Engine, sql: &str) -> usize {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (_, batches) = runtime.block_on(engine.run(sql)).unwrap();
     batches.iter().map(RecordBatch::num_rows).sum()
 }
@@ -78,31 +61,12 @@ fn rows(engine: &Engine, sql: &str) -> usize {
 #[test]
 fn where_equality_and_in_reach_the_scan() {
     let (engine, asked) = engine(&[("numbers", 100)]);
-    assert_eq!(
-        rows(&engine, "select n from numbers where n in (5, 6, 500)"),
-        2
-    );
-    assert_eq!(
-        asked[0].lock().unwrap().pop(),
-        Some(Some(HashSet::from([5, 6, 500])))
-    );
-    assert_eq!(
-        rows(&engine, "select n from numbers where n = 7 and n in (7, 8)"),
-        1
-    );
-    assert_eq!(
-        asked[0].lock().unwrap().pop(),
-        Some(Some(HashSet::from([7])))
-    );
-    assert_eq!(
-        rows(&engine, "select n from numbers where n > 90 or n = 1"),
-        11
-    );
-    assert_eq!(
-        asked[0].lock().unwrap().pop(),
-        Some(None),
-        "a disjunction narrows nothing"
-    );
+    assert_eq!(rows(&engine, "select n from numbers where n in (5, 6, 500)"), 2);
+    assert_eq!(asked[0].lock().unwrap().pop(), Some(Some(HashSet::from([5, 6, 500]))));
+    assert_eq!(rows(&engine, "select n from numbers where n = 7 and n in (7, 8)"), 1);
+    assert_eq!(asked[0].lock().unwrap().pop(), Some(Some(HashSet::from([7]))));
+    assert_eq!(rows(&engine, "select n from numbers where n > 90 or n = 1"), 11);
+    assert_eq!(asked[0].lock().unwrap().pop(), Some(None), "a disjunction narrows nothing");
 }
 
 #[test]
@@ -110,18 +74,9 @@ fn a_join_hands_its_build_side_keys_to_the_probe_scan() {
     let (engine, asked) = engine(&[("small", 3), ("big", 1000)]);
     assert_eq!(rows(&engine, "select * from small join big using (n)"), 3);
     assert_eq!(asked[0].lock().unwrap().as_slice(), [None]);
-    assert_eq!(
-        asked[1].lock().unwrap().as_slice(),
-        [Some(HashSet::from([1, 2, 3]))]
-    );
-    assert_eq!(
-        rows(&engine, "select * from small left join big using (n)"),
-        3
-    );
-    assert_eq!(
-        asked[1].lock().unwrap().last(),
-        Some(&Some(HashSet::from([1, 2, 3])))
-    );
+    assert_eq!(asked[1].lock().unwrap().as_slice(), [Some(HashSet::from([1, 2, 3]))]);
+    assert_eq!(rows(&engine, "select * from small left join big using (n)"), 3);
+    assert_eq!(asked[1].lock().unwrap().last(), Some(&Some(HashSet::from([1, 2, 3]))));
 }
 
 #[test]

@@ -179,11 +179,7 @@ fn notes(bytes: &[u8], align: usize) -> impl Iterator<Item = Note<'_>> {
         let desc = bytes.get(desc_start..desc_end)?;
         pos = align_up(desc_end, align)?;
         let name_len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        Some(Note {
-            name: &name[..name_len],
-            kind,
-            desc,
-        })
+        Some(Note { name: &name[..name_len], kind, desc })
     })
 }
 
@@ -244,14 +240,9 @@ impl Elf {
     fn open(path: &Path) -> Result<Elf> {
         let shown = path.display().to_string();
         let file = File::open(path).map_err(|e| rig_error!("cannot open {shown}: {e}"))?;
-        let len = file
-            .metadata()
-            .map_err(|e| rig_error!("cannot stat {shown}: {e}"))?
-            .len();
+        let len = file.metadata().map_err(|e| rig_error!("cannot stat {shown}: {e}"))?.len();
         if len < EHDR_SIZE {
-            return Err(rig_error!(
-                "{shown}: not an ELF file ({len} bytes, shorter than an ELF header)"
-            ));
+            return Err(rig_error!("{shown}: not an ELF file ({len} bytes, shorter than an ELF header)"));
         }
         let mut elf = Elf {
             file,
@@ -294,11 +285,7 @@ impl Elf {
         } else if shnum == 0 || phnum == PN_XNUM || shstrndx == SHN_XINDEX {
             // Extended numbering: the real counts are in the null section header.
             if elf.shentsize < SHDR_SIZE {
-                return Err(rig_error!(
-                    "{}: bad section header size {}",
-                    elf.path,
-                    elf.shentsize
-                ));
+                return Err(rig_error!("{}: bad section header size {}", elf.path, elf.shentsize));
             }
             let zero = elf.read(elf.shoff, SHDR_SIZE, "section header 0")?;
             if shnum == 0 {
@@ -312,40 +299,26 @@ impl Elf {
             }
         }
         if elf.phnum > 0 && elf.phentsize < PHDR_SIZE {
-            return Err(rig_error!(
-                "{}: bad program header size {}",
-                elf.path,
-                elf.phentsize
-            ));
+            return Err(rig_error!("{}: bad program header size {}", elf.path, elf.phentsize));
         }
         if elf.shnum > 0 && elf.shentsize < SHDR_SIZE {
-            return Err(rig_error!(
-                "{}: bad section header size {}",
-                elf.path,
-                elf.shentsize
-            ));
+            return Err(rig_error!("{}: bad section header size {}", elf.path, elf.shentsize));
         }
         Ok(elf)
     }
 
     /// `len` bytes at `offset`, which must lie within the file.
     fn read(&self, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
-        let end = offset
-            .checked_add(len)
-            .filter(|&end| end <= self.len)
-            .ok_or_else(|| {
-                rig_error!(
-                    "{}: truncated or corrupt: {what} ({len} bytes at offset {offset}) lies past \
+        let end = offset.checked_add(len).filter(|&end| end <= self.len).ok_or_else(|| {
+            rig_error!(
+                "{}: truncated or corrupt: {what} ({len} bytes at offset {offset}) lies past \
                  the end of the file ({} bytes)",
-                    self.path,
-                    self.len
-                )
-            })?;
+                self.path,
+                self.len
+            )
+        })?;
         if len > MAX_READ {
-            return Err(rig_error!(
-                "{}: corrupt: {what} of {len} bytes is implausibly large",
-                self.path
-            ));
+            return Err(rig_error!("{}: corrupt: {what} of {len} bytes is implausibly large", self.path));
         }
         let mut buffer = vec![0; (end - offset) as usize];
         self.file
@@ -405,8 +378,8 @@ pub(crate) mod tests {
     const ET_EXEC: u16 = 2;
     const SHT_PROGBITS: u32 = 1;
     const BUILD_ID: [u8; 20] = [
-        0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x00, 0xff, 0x10, 0x20, 0x30, 0x40, 0x50,
-        0x60, 0x70, 0x80, 0x90, 0xa0,
+        0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x00, 0xff, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70,
+        0x80, 0x90, 0xa0,
     ];
     const BUILD_ID_HEX: &str = "0123456789abcdef00ff102030405060708090a0";
     const VMCOREINFO: &str = "OSRELEASE=6.1.0-56-amd64\nBUILD-ID=0123abcd\nPAGESIZE=4096\n\
@@ -464,12 +437,7 @@ pub(crate) mod tests {
 
     impl Builder {
         pub(crate) fn new(kind: u16) -> Builder {
-            Builder {
-                kind,
-                sections: Vec::new(),
-                segments: Vec::new(),
-                xnum: false,
-            }
+            Builder { kind, sections: Vec::new(), segments: Vec::new(), xnum: false }
         }
 
         pub(crate) fn section(mut self, name: &'static str, kind: u32, data: Vec<u8>) -> Builder {
@@ -570,9 +538,7 @@ pub(crate) mod tests {
         let mut notes = note("CORE", 1, &[0; 336]);
         notes.extend(note("QEMU", 0, &[0; 24]));
         notes.extend(note("VMCOREINFO", 0, VMCOREINFO.as_bytes()));
-        let mut builder = Builder::new(ET_CORE)
-            .segment(note("CORE", 1, &[0; 8]))
-            .segment(notes);
+        let mut builder = Builder::new(ET_CORE).segment(note("CORE", 1, &[0; 8])).segment(notes);
         builder.xnum = xnum;
         builder.build()
     }
@@ -584,10 +550,7 @@ pub(crate) mod tests {
         assert!(has_section(&file.0, ".debug_info").unwrap());
         assert!(has_section(&file.0, ".notes").unwrap());
         assert!(!has_section(&file.0, ".debug").unwrap());
-        assert!(
-            !has_section(&file.0, ".bss").unwrap(),
-            "NOBITS has no contents"
-        );
+        assert!(!has_section(&file.0, ".bss").unwrap(), "NOBITS has no contents");
         assert!(!has_section(&file.0, ".debug_line").unwrap());
         let data = section_data(&file.0, ".debug_info").unwrap();
         assert_eq!(data.as_deref(), Some(&[1u8; 16][..]));
@@ -651,11 +614,7 @@ pub(crate) mod tests {
         let exec = TempFile::new(&vmlinux());
         let error = vmcoreinfo(&exec.0).unwrap_err().0;
         assert!(error.contains("not an ELF core file"), "{error}");
-        let core = TempFile::new(
-            &Builder::new(ET_CORE)
-                .segment(note("CORE", 1, &[0; 8]))
-                .build(),
-        );
+        let core = TempFile::new(&Builder::new(ET_CORE).segment(note("CORE", 1, &[0; 8])).build());
         let error = vmcoreinfo(&core.0).unwrap_err().0;
         assert!(error.contains("no VMCOREINFO note"), "{error}");
     }
@@ -664,28 +623,13 @@ pub(crate) mod tests {
     fn not_elf64_little_endian_is_an_error() {
         let mut bytes = vmlinux();
         bytes[0] = b'X';
-        assert!(
-            build_id(&TempFile::new(&bytes).0)
-                .unwrap_err()
-                .0
-                .contains("not an ELF")
-        );
+        assert!(build_id(&TempFile::new(&bytes).0).unwrap_err().0.contains("not an ELF"));
         let mut bytes = vmlinux();
         bytes[4] = 1;
-        assert!(
-            build_id(&TempFile::new(&bytes).0)
-                .unwrap_err()
-                .0
-                .contains("64-bit")
-        );
+        assert!(build_id(&TempFile::new(&bytes).0).unwrap_err().0.contains("64-bit"));
         let mut bytes = vmcore(false);
         bytes[5] = 2;
-        assert!(
-            vmcoreinfo(&TempFile::new(&bytes).0)
-                .unwrap_err()
-                .0
-                .contains("little-endian")
-        );
+        assert!(vmcoreinfo(&TempFile::new(&bytes).0).unwrap_err().0.contains("little-endian"));
         let missing = Path::new("/nonexistent/kql-rig/vmlinux");
         assert!(build_id(missing).unwrap_err().0.contains("cannot open"));
     }
@@ -695,11 +639,7 @@ pub(crate) mod tests {
         let extended = vmcore(true);
         // With extended numbering, the core's section headers past the first are not needed.
         let needed = u64_at(&extended, 40).unwrap() as usize + SHDR_SIZE as usize;
-        for (bytes, needed) in [
-            (vmlinux(), None),
-            (vmcore(false), None),
-            (extended, Some(needed)),
-        ] {
+        for (bytes, needed) in [(vmlinux(), None), (vmcore(false), None), (extended, Some(needed))] {
             let needed = needed.unwrap_or(bytes.len());
             for len in 0..bytes.len() {
                 let file = TempFile::new(&bytes[..len]);
@@ -715,9 +655,7 @@ pub(crate) mod tests {
         let original = vmcore(true);
         // Overwrite each 8-byte field of the ELF header and section header 0 with junk.
         let shoff = u64_at(&original, 40).unwrap() as usize;
-        let fields = (0..EHDR_SIZE as usize)
-            .step_by(2)
-            .chain((shoff..shoff + 64).step_by(4));
+        let fields = (0..EHDR_SIZE as usize).step_by(2).chain((shoff..shoff + 64).step_by(4));
         for at in fields {
             for junk in [0u64, 1, 0xffff, u64::MAX, 1 << 40] {
                 let mut bytes = original.clone();

@@ -27,10 +27,7 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 const MEMORY_MB: u32 = 320;
 
 /// Debian packages the rig runs, by the command that proves each is installed.
-const PACKAGES: &[(&str, &str)] = &[
-    ("qemu-system-x86_64", "qemu-system-x86"),
-    ("busybox", "busybox-static"),
-];
+const PACKAGES: &[(&str, &str)] = &[("qemu-system-x86_64", "qemu-system-x86"), ("busybox", "busybox-static")];
 
 /// What to boot.
 #[derive(Debug, Clone)]
@@ -61,11 +58,7 @@ impl Guest {
         let qemu = qemu_command(options, &run_dir)?
             .spawn()
             .map_err(|e| rig_error!("cannot start qemu-system-x86_64: {e}"))?;
-        let mut guest = Guest {
-            qemu,
-            run_dir,
-            kernel: options.kernel.clone(),
-        };
+        let mut guest = Guest { qemu, run_dir, kernel: options.kernel.clone() };
         guest.wait_ready()?;
         Ok(guest)
     }
@@ -116,25 +109,17 @@ impl Guest {
                 return Err(self.failure(&format!("the guest workload failed: {}", message.trim())));
             }
             if let Some(status) = self.qemu.try_wait()? {
-                return Err(self.failure(&format!(
-                    "QEMU exited ({status}) before the guest was ready"
-                )));
+                return Err(self.failure(&format!("QEMU exited ({status}) before the guest was ready")));
             }
             if started.elapsed() > BOOT_TIMEOUT {
-                return Err(
-                    self.failure(&format!("the guest was not ready after {BOOT_TIMEOUT:?}"))
-                );
+                return Err(self.failure(&format!("the guest was not ready after {BOOT_TIMEOUT:?}")));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     fn failure(&self, what: &str) -> crate::Error {
-        rig_error!(
-            "{} {what}; console: {}",
-            self.kernel.release,
-            self.console_tail()
-        )
+        rig_error!("{} {what}; console: {}", self.kernel.release, self.console_tail())
     }
 }
 
@@ -153,39 +138,18 @@ fn qemu_command(options: &BootOptions, run_dir: &Path) -> Result<Command> {
     let stderr = fs::File::create(run_dir.join("qemu.stderr"))?;
     let mut command = Command::new("qemu-system-x86_64");
     command
-        .args([
-            "-accel",
-            "tcg",
-            "-cpu",
-            "max",
-            "-smp",
-            "1",
-            "-m",
-            &MEMORY_MB.to_string(),
-        ])
+        .args(["-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", &MEMORY_MB.to_string()])
         .args(["-nodefaults", "-display", "none", "-no-reboot"])
         .arg("-kernel")
         .arg(&options.kernel.vmlinuz)
         .arg("-initrd")
         .arg(run_dir.join("initramfs.cpio"))
-        .args([
-            "-append",
-            &format!(
-                "console=ttyS0 panic=-1 quiet kql.scenario={}",
-                options.scenario
-            ),
-        ])
+        .args(["-append", &format!("console=ttyS0 panic=-1 quiet kql.scenario={}", options.scenario)])
         .arg("-qmp")
-        .arg(format!(
-            "unix:{},server=on,wait=off",
-            run_dir.join("qmp.sock").display()
-        ))
+        .arg(format!("unix:{},server=on,wait=off", run_dir.join("qmp.sock").display()))
         .args(["-device", "vmcoreinfo"])
         .arg("-virtfs")
-        .arg(format!(
-            "local,path={},mount_tag=host0,security_model=none,id=share",
-            share.display()
-        ))
+        .arg(format!("local,path={},mount_tag=host0,security_model=none,id=share", share.display()))
         .arg("-serial")
         .arg(format!("file:{}", run_dir.join("console.log").display()))
         .stdin(Stdio::null())
@@ -211,11 +175,7 @@ fn console_tail(run_dir: &Path) -> String {
 /// A fresh directory for one guest's files (initramfs, sockets, share, console log).
 fn new_run_dir() -> Result<PathBuf> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "kql-rig-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
+    let name = format!("kql-rig-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     let dir = std::env::temp_dir().join(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
@@ -234,19 +194,12 @@ pub fn ensure_packages() -> Result<()> {
     let missing = missing_packages();
     match missing.is_empty() {
         true => Ok(()),
-        false => Err(rig_error!(
-            "missing packages {} and apt-get could not install them",
-            missing.join(" ")
-        )),
+        false => Err(rig_error!("missing packages {} and apt-get could not install them", missing.join(" "))),
     }
 }
 
 fn missing_packages() -> Vec<&'static str> {
-    PACKAGES
-        .iter()
-        .filter(|(tool, _)| !on_path(tool))
-        .map(|&(_, package)| package)
-        .collect()
+    PACKAGES.iter().filter(|(tool, _)| !on_path(tool)).map(|&(_, package)| package).collect()
 }
 
 /// `apt-get install`, refreshing the package lists first if the plain install fails.

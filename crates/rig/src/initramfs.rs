@@ -48,27 +48,15 @@ pub fn build(kernel: &Kernel, workload: &Path, out: &Path) -> Result<()> {
     }
     archive.file("init", INIT.as_bytes(), 0o755);
     archive.file("bin/busybox", &read(Path::new(BUSYBOX))?, 0o755);
-    archive.file(
-        GUEST_WORKLOAD.trim_start_matches('/'),
-        &read(workload)?,
-        0o755,
-    );
+    archive.file(GUEST_WORKLOAD.trim_start_matches('/'), &read(workload)?, 0o755);
     for library in shared_libraries(workload)? {
         archive.parents(&library);
-        archive.file(
-            library.to_str().unwrap_or_default().trim_start_matches('/'),
-            &read(&library)?,
-            0o755,
-        );
+        archive.file(library.to_str().unwrap_or_default().trim_start_matches('/'), &read(&library)?, 0o755);
     }
     let order = module_order(&kernel.modules)?;
     for module in &order {
         let name = file_name(module);
-        archive.file(
-            &format!("modules/{name}"),
-            &read(&kernel.modules.join(module))?,
-            0o644,
-        );
+        archive.file(&format!("modules/{name}"), &read(&kernel.modules.join(module))?, 0o644);
     }
     let names: Vec<String> = order.iter().map(|m| file_name(m)).collect();
     archive.file("modules/order", names.join("\n").as_bytes(), 0o644);
@@ -86,10 +74,7 @@ fn file_name(path: &str) -> String {
 
 /// Absolute paths of the shared libraries `binary` loads (the dynamic loader included), per `ldd`.
 fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
-    let output = Command::new("ldd")
-        .arg(binary)
-        .output()
-        .map_err(|e| rig_error!("cannot run ldd: {e}"))?;
+    let output = Command::new("ldd").arg(binary).output().map_err(|e| rig_error!("cannot run ldd: {e}"))?;
     let text = String::from_utf8_lossy(&output.stdout);
     if text.contains("not a dynamic executable") {
         return Ok(Vec::new());
@@ -105,8 +90,8 @@ fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
 /// Modules built into the kernel do not appear in `modules.dep` and are skipped.
 pub fn module_order(modules: &Path) -> Result<Vec<String>> {
     let dep_file = modules.join("modules.dep");
-    let text = fs::read_to_string(&dep_file)
-        .map_err(|e| rig_error!("cannot read {}: {e}", dep_file.display()))?;
+    let text =
+        fs::read_to_string(&dep_file).map_err(|e| rig_error!("cannot read {}: {e}", dep_file.display()))?;
     let deps: Vec<(String, Vec<String>)> = text
         .lines()
         .filter_map(|line| line.split_once(':'))
@@ -118,9 +103,7 @@ pub fn module_order(modules: &Path) -> Result<Vec<String>> {
     let mut order = Vec::new();
     let mut seen = BTreeSet::new();
     for wanted in WANTED_MODULES {
-        let found = deps
-            .iter()
-            .find(|(module, _)| module_name(module) == *wanted);
+        let found = deps.iter().find(|(module, _)| module_name(module) == *wanted);
         if let Some((module, _)) = found {
             visit(module, &deps, &mut seen, &mut order);
         }
@@ -128,12 +111,7 @@ pub fn module_order(modules: &Path) -> Result<Vec<String>> {
     Ok(order)
 }
 
-fn visit(
-    module: &str,
-    deps: &[(String, Vec<String>)],
-    seen: &mut BTreeSet<String>,
-    order: &mut Vec<String>,
-) {
+fn visit(module: &str, deps: &[(String, Vec<String>)], seen: &mut BTreeSet<String>, order: &mut Vec<String>) {
     if !seen.insert(module.to_string()) {
         return;
     }
@@ -148,11 +126,7 @@ fn visit(
 /// `kernel/fs/9p/9p.ko.xz` → `kernel/fs/9p/9p.ko` (the rig decompresses modules on extraction).
 fn uncompressed(path: &str) -> String {
     let path = path.trim();
-    [".xz", ".zst", ".gz"]
-        .iter()
-        .find_map(|ext| path.strip_suffix(ext))
-        .unwrap_or(path)
-        .to_string()
+    [".xz", ".zst", ".gz"].iter().find_map(|ext| path.strip_suffix(ext)).unwrap_or(path).to_string()
 }
 
 /// `kernel/net/9p/9pnet_virtio.ko` → `9pnet_virtio` (modprobe treats `-` and `_` alike).
@@ -178,11 +152,7 @@ impl Cpio {
     /// Add the parent directories of an absolute host path.
     fn parents(&mut self, path: &Path) {
         let mut prefix = PathBuf::new();
-        let parents: Vec<_> = path
-            .parent()
-            .into_iter()
-            .flat_map(Path::components)
-            .collect();
+        let parents: Vec<_> = path.parent().into_iter().flat_map(Path::components).collect();
         for component in parents.into_iter().skip(1) {
             prefix.push(component);
             self.dir(prefix.to_str().unwrap_or_default());

@@ -123,11 +123,7 @@ impl Kernel {
     pub fn is_builtin(&self, name: &str) -> bool {
         let wanted = format!("{}.ko", name.replace('-', "_"));
         fs::read_to_string(self.modules.join("modules.builtin")).is_ok_and(|text| {
-            text.lines().any(|line| {
-                line.rsplit('/')
-                    .next()
-                    .is_some_and(|f| f.replace('-', "_") == wanted)
-            })
+            text.lines().any(|line| line.rsplit('/').next().is_some_and(|f| f.replace('-', "_") == wanted))
         })
     }
 }
@@ -159,19 +155,15 @@ pub fn fetch(series: Series) -> Result<Kernel> {
         Fetched::Downloaded(download) => download,
         Fetched::Cached(release) => {
             write_atomically(&release_file(&root, series), &format!("{release}\n"))?;
-            return cached(series, &root).ok_or_else(|| {
-                rig_error!("the cached kernel {release} is marked complete but unreadable")
-            });
+            return cached(series, &root)
+                .ok_or_else(|| rig_error!("the cached kernel {release} is marked complete but unreadable"));
         }
     };
     let downloaded = started.elapsed();
     let kernel = extract(series, &download).inspect_err(|_| {
         let _ = fs::remove_dir_all(&download.dir);
     })?;
-    write_atomically(
-        &release_file(&root, series),
-        &format!("{}\n", kernel.release),
-    )?;
+    write_atomically(&release_file(&root, series), &format!("{}\n", kernel.release))?;
     eprintln!(
         "kql-rig: {} {} ready in {}: downloaded in {:.1} s, extracted in {:.1} s",
         download.package,
@@ -191,12 +183,7 @@ fn release_file(root: &Path, series: Series) -> PathBuf {
 /// The cached kernel of `series`, if its release is pinned and its directory complete.
 fn cached(series: Series, root: &Path) -> Option<Kernel> {
     let release = fs::read_to_string(release_file(root, series)).ok()?;
-    let kernel = layout(
-        series,
-        release.trim(),
-        &root.join(release.trim()),
-        String::new(),
-    );
+    let kernel = layout(series, release.trim(), &root.join(release.trim()), String::new());
     if !kernel.dir.join("complete").is_file() {
         return None;
     }
@@ -252,26 +239,17 @@ fn download(series: Series, root: &Path) -> Result<Fetched> {
             Err(error) => failures.push(error.0),
         }
     }
-    Err(rig_error!(
-        "cannot download the Debian {} kernel: {}",
-        series.name(),
-        failures.join("; then, ")
-    ))
+    Err(rig_error!("cannot download the Debian {} kernel: {}", series.name(), failures.join("; then, ")))
 }
 
 fn download_with(series: Series, apt: &Apt, root: &Path) -> Result<Fetched> {
     let package = resolve(series, apt)?;
-    let release = package
-        .strip_prefix("linux-image-")
-        .unwrap_or(&package)
-        .to_owned();
+    let release = package.strip_prefix("linux-image-").unwrap_or(&package).to_owned();
     let dbg_package = format!("{package}-dbg");
     let version = apt.candidate(&package)?;
     let dbg_version = apt.candidate(&dbg_package)?;
     if dbg_version != version {
-        return Err(rig_error!(
-            "{dbg_package} is at version {dbg_version} but {package} at {version}"
-        ));
+        return Err(rig_error!("{dbg_package} is at version {dbg_version} but {package} at {version}"));
     }
     let dir = root.join(&release);
     if dir.join("complete").is_file() && elf::build_id(&dir.join("vmlinux")).is_ok() {
@@ -282,19 +260,9 @@ fn download_with(series: Series, apt: &Apt, root: &Path) -> Result<Fetched> {
         fs::remove_dir_all(&dir).map_err(|e| rig_error!("cannot remove {}: {e}", dir.display()))?;
     }
     fs::create_dir_all(&dir).map_err(|e| rig_error!("cannot create {}: {e}", dir.display()))?;
-    eprintln!(
-        "kql-rig: downloading {package} and {dbg_package} {version} ({})",
-        apt.label
-    );
+    eprintln!("kql-rig: downloading {package} and {dbg_package} {version} ({})", apt.label);
     let result = apt
-        .get(
-            &[
-                "download",
-                &format!("{package}={version}"),
-                &format!("{dbg_package}={version}"),
-            ],
-            &dir,
-        )
+        .get(&["download", &format!("{package}={version}"), &format!("{dbg_package}={version}")], &dir)
         .and_then(|_| {
             Ok(Fetched::Downloaded(Download {
                 image: deb_in(&dir, &package)?,
@@ -321,26 +289,17 @@ fn resolve(series: Series, apt: &Apt) -> Result<String> {
             };
             let output = apt.cache(&["depends", "linux-image-amd64"])?;
             let depends = parse_depends(&output);
-            depends
-                .iter()
-                .find(|name| is_abi_package(name, prefix))
-                .cloned()
-                .ok_or_else(|| {
-                    rig_error!(
-                        "linux-image-amd64 depends on {} rather than a {prefix}N-amd64 kernel",
-                        if depends.is_empty() {
-                            "nothing".to_owned()
-                        } else {
-                            depends.join(", ")
-                        }
-                    )
-                })
+            depends.iter().find(|name| is_abi_package(name, prefix)).cloned().ok_or_else(|| {
+                rig_error!(
+                    "linux-image-amd64 depends on {} rather than a {prefix}N-amd64 kernel",
+                    if depends.is_empty() { "nothing".to_owned() } else { depends.join(", ") }
+                )
+            })
         }
         Series::Bookworm612 => {
             let output = apt.cache(&["search", "--names-only", r"^linux-image-6\.12\."])?;
-            newest_612(&output).ok_or_else(|| {
-                rig_error!("no linux-image-6.12.N+deb12-amd64 package in the apt lists")
-            })
+            newest_612(&output)
+                .ok_or_else(|| rig_error!("no linux-image-6.12.N+deb12-amd64 package in the apt lists"))
         }
     }
 }
@@ -381,9 +340,7 @@ fn newest_612(output: &str) -> Option<String> {
         .lines()
         .filter_map(|line| line.split_whitespace().next())
         .filter_map(|name| {
-            let patch = name
-                .strip_prefix("linux-image-6.12.")?
-                .strip_suffix("+deb12-amd64")?;
+            let patch = name.strip_prefix("linux-image-6.12.")?.strip_suffix("+deb12-amd64")?;
             if patch.is_empty() || !patch.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
@@ -403,12 +360,7 @@ fn deb_in(dir: &Path, package: &str) -> Result<PathBuf> {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             name.starts_with(&prefix) && name.ends_with(".deb")
         })
-        .ok_or_else(|| {
-            rig_error!(
-                "apt-get download left no {package}_*.deb in {}",
-                dir.display()
-            )
-        })
+        .ok_or_else(|| rig_error!("apt-get download left no {package}_*.deb in {}", dir.display()))
 }
 
 /// Extracts the downloaded packages, checks the result, deletes the packages and marks the
@@ -417,33 +369,19 @@ fn extract(series: Series, download: &Download) -> Result<Kernel> {
     let Download { release, dir, .. } = download;
     let staging = dir.join("image");
     eprintln!("kql-rig: extracting {}", download.image.display());
-    run(Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(&download.image)
-        .arg(&staging))?;
+    run(Command::new("dpkg-deb").arg("-x").arg(&download.image).arg(&staging))?;
     let kernel = layout(series, release, dir, String::new());
-    rename(
-        &staging.join(format!("boot/vmlinuz-{release}")),
-        &kernel.vmlinuz,
-    )?;
+    rename(&staging.join(format!("boot/vmlinuz-{release}")), &kernel.vmlinuz)?;
     let modules = ["lib/modules", "usr/lib/modules"]
         .iter()
         .map(|base| staging.join(base).join(release))
         .find(|path| path.is_dir())
-        .ok_or_else(|| {
-            rig_error!(
-                "{} has no lib/modules/{release}/ directory",
-                download.image.display()
-            )
-        })?;
+        .ok_or_else(|| rig_error!("{} has no lib/modules/{release}/ directory", download.image.display()))?;
     rename(&modules, &kernel.modules)?;
     fs::remove_dir_all(&staging)?;
     decompress_modules(&kernel.modules)?;
     write_modules_dep(&kernel.modules)?;
-    eprintln!(
-        "kql-rig: extracting vmlinux from {}",
-        download.dbg.display()
-    );
+    eprintln!("kql-rig: extracting vmlinux from {}", download.dbg.display());
     extract_vmlinux(&download.dbg, release, dir, &kernel.vmlinux)?;
     for deb in [&download.image, &download.dbg] {
         fs::remove_file(deb).map_err(|e| rig_error!("cannot remove {}: {e}", deb.display()))?;
@@ -488,12 +426,7 @@ fn extract_vmlinux(deb: &Path, release: &str, dir: &Path, to: &Path) -> Result<(
         .args(["-x", "--occurrence=1", "-f", "-", "-C"])
         .arg(&staging)
         .arg(&member)
-        .stdin(
-            dpkg.stdout
-                .take()
-                .map(Stdio::from)
-                .unwrap_or_else(Stdio::null),
-        )
+        .stdin(dpkg.stdout.take().map(Stdio::from).unwrap_or_else(Stdio::null))
         .env("LC_ALL", "C")
         .output()
         .map_err(|e| rig_error!("cannot run `tar`: {e}"))?;
@@ -521,27 +454,17 @@ fn decompress_modules(modules: &Path) -> Result<()> {
     // (suffix, decompressor, its Debian package, arguments decompressing in place)
     let formats = [
         (".ko.xz", "xz", "xz-utils", &["-d", "-f", "-q", "--"][..]),
-        (
-            ".ko.zst",
-            "zstd",
-            "zstd",
-            &["-d", "-f", "-q", "--rm", "--"][..],
-        ),
+        (".ko.zst", "zstd", "zstd", &["-d", "-f", "-q", "--rm", "--"][..]),
         (".ko.gz", "gzip", "gzip", &["-d", "-f", "-q", "--"][..]),
     ];
     for (suffix, tool, package, args) in formats {
-        let compressed: Vec<&PathBuf> = files
-            .iter()
-            .filter(|path| path.to_string_lossy().ends_with(suffix))
-            .collect();
+        let compressed: Vec<&PathBuf> =
+            files.iter().filter(|path| path.to_string_lossy().ends_with(suffix)).collect();
         if compressed.is_empty() {
             continue;
         }
         ensure_tool(tool, package)?;
-        eprintln!(
-            "kql-rig: decompressing {} {suffix} modules",
-            compressed.len()
-        );
+        eprintln!("kql-rig: decompressing {} {suffix} modules", compressed.len());
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_worker = compressed.len().div_ceil(workers);
         std::thread::scope(|scope| {
@@ -549,16 +472,14 @@ fn decompress_modules(modules: &Path) -> Result<()> {
                 .chunks(per_worker)
                 .map(|share| {
                     scope.spawn(move || {
-                        share.chunks(DECOMPRESS_BATCH).try_for_each(|batch| {
-                            run(Command::new(tool).args(args).args(batch)).map(drop)
-                        })
+                        share
+                            .chunks(DECOMPRESS_BATCH)
+                            .try_for_each(|batch| run(Command::new(tool).args(args).args(batch)).map(drop))
                     })
                 })
                 .collect();
             handles.into_iter().try_for_each(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(rig_error!("{tool} worker panicked")))
+                handle.join().unwrap_or_else(|_| Err(rig_error!("{tool} worker panicked")))
             })
         })?;
     }
@@ -577,11 +498,7 @@ fn write_modules_dep(modules: &Path) -> Result<()> {
             continue;
         };
         let relative = relative.to_string_lossy().into_owned();
-        let Some(stem) = relative
-            .rsplit('/')
-            .next()
-            .and_then(|f| f.strip_suffix(".ko"))
-        else {
+        let Some(stem) = relative.rsplit('/').next().and_then(|f| f.strip_suffix(".ko")) else {
             continue;
         };
         let modinfo = elf::section_data(&path, ".modinfo")?.unwrap_or_default();
@@ -592,12 +509,7 @@ fn write_modules_dep(modules: &Path) -> Result<()> {
             if let Some(value) = entry.strip_prefix("name=") {
                 name = value.replace('-', "_");
             } else if let Some(value) = entry.strip_prefix("depends=") {
-                depends.extend(
-                    value
-                        .split(',')
-                        .filter(|d| !d.is_empty())
-                        .map(|d| d.replace('-', "_")),
-                );
+                depends.extend(value.split(',').filter(|d| !d.is_empty()).map(|d| d.replace('-', "_")));
             }
         }
         paths.insert(name, relative.clone());
@@ -663,9 +575,7 @@ fn ensure_tool(tool: &str, package: &str) -> Result<()> {
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        return Err(rig_error!(
-            "`{tool}` is not installed: install the Debian package {package}"
-        ));
+        return Err(rig_error!("`{tool}` is not installed: install the Debian package {package}"));
     }
     eprintln!("kql-rig: installing {package} for `{tool}`");
     run(Command::new("apt-get")
@@ -680,12 +590,9 @@ fn ensure_tool(tool: &str, package: &str) -> Result<()> {
 /// `name` in `$PATH`, if there as an executable file.
 fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            fs::metadata(candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| {
+        fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 /// A Debian suite the rig can keep private apt lists for.
@@ -706,9 +613,7 @@ impl Suite {
     /// The `sources.list` of the private lists: bullseye's main suite alone has its last
     /// 5.10 kernel with `-dbg`; bookworm needs bookworm-security for 6.12.
     fn sources(self) -> String {
-        let line = |uri: &str, suite: &str| {
-            format!("deb [signed-by={DEBIAN_KEYRING}] {uri} {suite} main\n")
-        };
+        let line = |uri: &str, suite: &str| format!("deb [signed-by={DEBIAN_KEYRING}] {uri} {suite} main\n");
         match self {
             Suite::Bookworm => {
                 line("http://deb.debian.org/debian", "bookworm")
@@ -727,10 +632,7 @@ struct Apt {
 
 impl Apt {
     fn system() -> Apt {
-        Apt {
-            label: "the system's apt lists".to_owned(),
-            options: sandbox_options(),
-        }
+        Apt { label: "the system's apt lists".to_owned(), options: sandbox_options() }
     }
 
     /// Private lists for `suite` in `kernels/apt/<suite>/`, updated now.
@@ -757,14 +659,9 @@ impl Apt {
         let apt = Apt { label, options };
         // apt-get update exits 0 when it could not fetch an index ("W: Failed to fetch ...",
         // "W: Some index files failed to download"): its messages say whether it worked.
-        let output = apt
-            .get(&["update"], &dir)
-            .map_err(|e| rig_error!("with {}: {e}", apt.label))?;
+        let output = apt.get(&["update"], &dir).map_err(|e| rig_error!("with {}: {e}", apt.label))?;
         if let Some(errors) = update_errors(&output) {
-            return Err(rig_error!(
-                "with {}: `apt-get update` failed: {errors}",
-                apt.label
-            ));
+            return Err(rig_error!("with {}: `apt-get update` failed: {errors}", apt.label));
         }
         Ok(apt)
     }
@@ -776,12 +673,8 @@ impl Apt {
 
     /// `apt-get -q <args>` run in `dir`; its standard error.
     fn get(&self, args: &[&str], dir: &Path) -> Result<String> {
-        run(Command::new("apt-get")
-            .arg("-q")
-            .args(&self.options)
-            .args(args)
-            .current_dir(dir))
-        .map(|(_, err)| err)
+        run(Command::new("apt-get").arg("-q").args(&self.options).args(args).current_dir(dir))
+            .map(|(_, err)| err)
     }
 
     /// The candidate version of `package`.
@@ -793,13 +686,7 @@ impl Apt {
 
 /// The error and failure-warning lines of `apt-get update`'s messages, on one line.
 fn update_errors(messages: &str) -> Option<String> {
-    let failures = [
-        "E:",
-        "W: Failed to fetch",
-        "W: GPG error",
-        "W: The repository",
-        "W: Some index",
-    ];
+    let failures = ["E:", "W: Failed to fetch", "W: GPG error", "W: The repository", "W: Some index"];
     let lines: Vec<&str> = messages
         .lines()
         .map(str::trim)
@@ -822,9 +709,7 @@ fn sandbox_options() -> Vec<String> {
 /// command (apt's `-o` options left out) and its standard error on one line.
 fn run(command: &mut Command) -> Result<(String, String)> {
     let mut shown = vec![command.get_program().to_string_lossy().into_owned()];
-    let mut args = command
-        .get_args()
-        .map(|arg| arg.to_string_lossy().into_owned());
+    let mut args = command.get_args().map(|arg| arg.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
         if arg == "-o" {
             args.next();
@@ -839,11 +724,7 @@ fn run(command: &mut Command) -> Result<(String, String)> {
         .output()
         .map_err(|e| rig_error!("cannot run `{shown}`: {e}"))?;
     if !output.status.success() {
-        return Err(rig_error!(
-            "`{shown}` failed ({}): {}",
-            output.status,
-            one_line(&output.stderr)
-        ));
+        return Err(rig_error!("`{shown}` failed ({}): {}", output.status, one_line(&output.stderr)));
     }
     Ok((
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -854,28 +735,18 @@ fn run(command: &mut Command) -> Result<(String, String)> {
 /// A tool's messages as one line.
 fn one_line(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if lines.is_empty() {
-        "(no message)".to_owned()
-    } else {
-        lines.join(" | ")
-    }
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() { "(no message)".to_owned() } else { lines.join(" | ") }
 }
 
 fn rename(from: &Path, to: &Path) -> Result<()> {
-    fs::rename(from, to)
-        .map_err(|e| rig_error!("cannot move {} to {}: {e}", from.display(), to.display()))
+    fs::rename(from, to).map_err(|e| rig_error!("cannot move {} to {}: {e}", from.display(), to.display()))
 }
 
 /// Writes `path` through a temporary file and a rename, so readers never see it partial.
 fn write_atomically(path: &Path, contents: &str) -> Result<()> {
     let temporary = path.with_extension("tmp");
-    fs::write(&temporary, contents)
-        .map_err(|e| rig_error!("cannot write {}: {e}", temporary.display()))?;
+    fs::write(&temporary, contents).map_err(|e| rig_error!("cannot write {}: {e}", temporary.display()))?;
     rename(&temporary, path)
 }
 
@@ -929,10 +800,7 @@ linux-image-6.12.113+deb12-amd64 - Linux 6.12 for 64-bit PCs (signed)
 
     #[test]
     fn newest_612_is_picked_numerically_among_plain_amd64_images() {
-        assert_eq!(
-            newest_612(SEARCH_612).as_deref(),
-            Some("linux-image-6.12.117+deb12-amd64")
-        );
+        assert_eq!(newest_612(SEARCH_612).as_deref(), Some("linux-image-6.12.117+deb12-amd64"));
         assert_eq!(newest_612("linux-image-6.12-amd64 - meta\n"), None);
         assert_eq!(newest_612(""), None);
     }
@@ -945,26 +813,14 @@ linux-image-6.12.113+deb12-amd64 - Linux 6.12 for 64-bit PCs (signed)
         assert_eq!(names, ["linux-image-6.1.0-56-amd64", "linux-image-virtual"]);
         assert!(is_abi_package(&names[0], "linux-image-6.1.0-"));
         assert!(!is_abi_package(&names[0], "linux-image-5.10.0-"));
-        assert!(is_abi_package(
-            "linux-image-5.10.0-32-amd64",
-            "linux-image-5.10.0-"
-        ));
-        assert!(!is_abi_package(
-            "linux-image-6.1.0-56-cloud-amd64",
-            "linux-image-6.1.0-"
-        ));
-        assert!(!is_abi_package(
-            "linux-image-6.1.0--amd64",
-            "linux-image-6.1.0-"
-        ));
+        assert!(is_abi_package("linux-image-5.10.0-32-amd64", "linux-image-5.10.0-"));
+        assert!(!is_abi_package("linux-image-6.1.0-56-cloud-amd64", "linux-image-6.1.0-"));
+        assert!(!is_abi_package("linux-image-6.1.0--amd64", "linux-image-6.1.0-"));
 
         let policy = "linux-image-6.1.0-56-amd64:\n  Installed: (none)\n  Candidate: 6.1.192-2\n  \
                       Version table:\n     6.1.192-2 500\n";
         assert_eq!(parse_candidate(policy).as_deref(), Some("6.1.192-2"));
-        assert_eq!(
-            parse_candidate("x:\n  Installed: (none)\n  Candidate: (none)\n"),
-            None
-        );
+        assert_eq!(parse_candidate("x:\n  Installed: (none)\n  Candidate: (none)\n"), None);
         assert_eq!(parse_candidate(""), None);
     }
 
@@ -980,27 +836,18 @@ linux-image-6.12.113+deb12-amd64 - Linux 6.12 for 64-bit PCs (signed)
                 .build();
             fs::write(path, elf).unwrap();
         };
-        module(
-            "kernel/fs/9p/9p.ko",
-            "license=GPL;depends=9pnet,netfs;name=9p;",
-        );
+        module("kernel/fs/9p/9p.ko", "license=GPL;depends=9pnet,netfs;name=9p;");
         module("kernel/net/9p/9pnet.ko", "depends=;name=9pnet;");
         module("kernel/fs/netfs/netfs.ko", "depends=fscache;name=netfs;");
         module("kernel/fs/fscache/fscache.ko", "name=fscache;");
-        module(
-            "kernel/net/9p/9pnet_virtio.ko",
-            "depends=virtio_ring,9pnet;name=9pnet_virtio;",
-        );
+        module("kernel/net/9p/9pnet_virtio.ko", "depends=virtio_ring,9pnet;name=9pnet_virtio;");
         module("kernel/drivers/virtio/virtio_ring.ko", "name=virtio_ring;");
         module("kernel/drivers/firmware/qemu-fw-cfg.ko", "depends=unknown;");
         fs::write(dir.join("modules.order"), "kernel/fs/9p/9p.ko\n").unwrap();
         write_modules_dep(&dir).unwrap();
         let text = fs::read_to_string(dir.join("modules.dep")).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert!(
-            lines.contains(&"kernel/drivers/firmware/qemu-fw-cfg.ko:"),
-            "{text}"
-        );
+        assert!(lines.contains(&"kernel/drivers/firmware/qemu-fw-cfg.ko:"), "{text}");
         assert!(lines.contains(&"kernel/fs/fscache/fscache.ko:"), "{text}");
         assert!(lines.contains(&"kernel/fs/netfs/netfs.ko: kernel/fs/fscache/fscache.ko"));
         assert!(
@@ -1025,15 +872,9 @@ linux-image-6.12.113+deb12-amd64 - Linux 6.12 for 64-bit PCs (signed)
                            refused)\nW: Some index files failed to download. They have been \
                            ignored, or old ones used instead.\n";
         let errors = update_errors(unreachable).unwrap();
-        assert!(
-            errors.starts_with("W: Failed to fetch http://deb.debian.org/"),
-            "{errors}"
-        );
+        assert!(errors.starts_with("W: Failed to fetch http://deb.debian.org/"), "{errors}");
         assert!(errors.contains(" | W: Some index files failed"), "{errors}");
-        assert_eq!(
-            update_errors("W: Download is performed unsandboxed as root\n"),
-            None
-        );
+        assert_eq!(update_errors("W: Download is performed unsandboxed as root\n"), None);
         assert_eq!(update_errors(""), None);
     }
 
@@ -1042,27 +883,16 @@ linux-image-6.12.113+deb12-amd64 - Linux 6.12 for 64-bit PCs (signed)
         let names: Vec<_> = Series::all().iter().map(Series::name).collect();
         assert_eq!(names, ["6.1", "6.12", "5.10"]);
         assert!(Suite::Bullseye.sources().contains(" bullseye main"));
-        assert!(
-            Suite::Bookworm
-                .sources()
-                .contains("debian-security bookworm-security main")
-        );
+        assert!(Suite::Bookworm.sources().contains("debian-security bookworm-security main"));
     }
 
     #[test]
     fn run_reports_the_failing_command_on_one_line() {
-        let error = run(Command::new("sh").args(["-c", "echo one >&2; echo two >&2; exit 3"]))
-            .unwrap_err()
-            .0;
+        let error = run(Command::new("sh").args(["-c", "echo one >&2; echo two >&2; exit 3"])).unwrap_err().0;
         assert!(error.contains("`sh -c"), "{error}");
         assert!(error.contains("one | two"), "{error}");
-        let error = run(&mut Command::new("/nonexistent/kql-tool"))
-            .unwrap_err()
-            .0;
-        assert!(
-            error.starts_with("cannot run `/nonexistent/kql-tool`"),
-            "{error}"
-        );
+        let error = run(&mut Command::new("/nonexistent/kql-tool")).unwrap_err().0;
+        assert!(error.starts_with("cannot run `/nonexistent/kql-tool`"), "{error}");
         assert!(find_tool("sh").is_some());
         assert!(find_tool("kql-no-such-tool").is_none());
     }
@@ -1092,14 +922,8 @@ linux-image-6.12.113+deb12-amd64 - Linux 6.12 for 64-bit PCs (signed)
             kernel.build_id
         );
         assert_eq!(kernel.series, series);
-        assert!(
-            kernel.release.starts_with(&format!("{}.", series.name())),
-            "{kernel:?}"
-        );
-        assert!(
-            fs::metadata(&kernel.vmlinuz).unwrap().len() > 1 << 20,
-            "{kernel:?}"
-        );
+        assert!(kernel.release.starts_with(&format!("{}.", series.name())), "{kernel:?}");
+        assert!(fs::metadata(&kernel.vmlinuz).unwrap().len() > 1 << 20, "{kernel:?}");
         assert_eq!(kernel.build_id.len(), 40, "{kernel:?}");
         assert_eq!(elf::build_id(&kernel.vmlinux).unwrap(), kernel.build_id);
         assert!(elf::has_section(&kernel.vmlinux, ".debug_info").unwrap());
@@ -1107,27 +931,17 @@ linux-image-6.12.113+deb12-amd64 - Linux 6.12 for 64-bit PCs (signed)
             match kernel.module(module) {
                 Some(path) => {
                     let head = fs::read(&path).unwrap();
-                    assert!(
-                        head.starts_with(b"\x7fELF"),
-                        "{} is no plain ELF",
-                        path.display()
-                    );
+                    assert!(head.starts_with(b"\x7fELF"), "{} is no plain ELF", path.display());
                     eprintln!("{}: {module}: {}", kernel.release, path.display());
                 }
                 None if kernel.is_builtin(module) => {
                     eprintln!("{}: {module}: built in", kernel.release);
                 }
-                None => panic!(
-                    "{}: {module} is neither a module nor built in",
-                    kernel.release
-                ),
+                None => panic!("{}: {module} is neither a module nor built in", kernel.release),
             }
         }
         if series == Series::Bookworm61 {
-            assert!(
-                kernel.module("virtio_pci").is_some(),
-                "6.1 has virtio_pci as a module"
-            );
+            assert!(kernel.module("virtio_pci").is_some(), "6.1 has virtio_pci as a module");
         }
         let compressed = files_under(&kernel.modules)
             .unwrap()
@@ -1136,19 +950,10 @@ linux-image-6.12.113+deb12-amd64 - Linux 6.12 for 64-bit PCs (signed)
             .count();
         assert_eq!(compressed, 0, "{}: compressed modules left", kernel.release);
         let dep = fs::read_to_string(kernel.modules.join("modules.dep")).unwrap();
-        assert!(
-            dep.lines().any(|l| l.starts_with("kernel/fs/9p/9p.ko: ")),
-            "{dep}"
-        );
+        assert!(dep.lines().any(|l| l.starts_with("kernel/fs/9p/9p.ko: ")), "{dep}");
         let started = Instant::now();
         let again = fetch(series).unwrap();
-        assert!(
-            started.elapsed().as_secs_f64() < 1.0,
-            "a warm fetch takes no time"
-        );
-        assert_eq!(
-            (again.release, again.build_id),
-            (kernel.release, kernel.build_id)
-        );
+        assert!(started.elapsed().as_secs_f64() < 1.0, "a warm fetch takes no time");
+        assert_eq!((again.release, again.build_id), (kernel.release, kernel.build_id));
     }
 }

@@ -50,11 +50,8 @@ pub fn cache_dir() -> std::path::PathBuf {
     if let Some(dir) = std::env::var_os("KQL_CACHE") {
         return dir.into();
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-                .join(".cache")
-        });
+    let base = std::env::var_os("XDG_CACHE_HOME").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache")
+    });
     base.join("kql")
 }

@@ -61,11 +61,7 @@ fn print_kernel(kernel: &Kernel) -> Result<()> {
 
 fn start(kernel: &Kernel, scenario: Option<&str>) -> Result<Guest> {
     let workload = workload()?;
-    Guest::boot(&BootOptions {
-        kernel,
-        scenario: scenario.unwrap_or("basic"),
-        workload: &workload,
-    })
+    Guest::boot(&BootOptions { kernel, scenario: scenario.unwrap_or("basic"), workload: &workload })
 }
 
 fn boot(series: &str, scenario: Option<&str>) -> Result<()> {
@@ -73,10 +69,7 @@ fn boot(series: &str, scenario: Option<&str>) -> Result<()> {
     let guest = start(&kernel, scenario)?;
     print_kernel(&kernel)?;
     println!("qmp:      {}", guest.qmp_socket().display());
-    println!(
-        "share:    {} (ground truth in truth/)",
-        guest.share().display()
-    );
+    println!("share:    {} (ground truth in truth/)", guest.share().display());
     println!(
         "try:      kql --qmp {} --vmlinux {} -q ss-nlpt",
         guest.qmp_socket().display(),
@@ -93,9 +86,6 @@ fn workload() -> Result<PathBuf> {
     let path = std::env::current_exe()?.with_file_name("kql-rig-workload");
     match path.exists() {
         true => Ok(path),
-        false => Err(rig_error!(
-            "{} is missing: cargo build -p kql-rig",
-            path.display()
-        )),
+        false => Err(rig_error!("{} is missing: cargo build -p kql-rig", path.display())),
     }
 }

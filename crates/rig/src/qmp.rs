@@ -28,10 +28,7 @@ impl Qmp {
         let stream = UnixStream::connect(path)
             .map_err(|e| rig_error!("cannot connect to QMP socket {}: {e}", path.display()))?;
         stream.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-        let mut qmp = Qmp {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        };
+        let mut qmp = Qmp { reader: BufReader::new(stream.try_clone()?), writer: stream };
         let greeting = qmp.read_message()?;
         if greeting.get("QMP").is_none() {
             return Err(rig_error!("not a QMP greeting: {greeting}"));
@@ -59,10 +56,7 @@ impl Qmp {
     /// guest has `-device vmcoreinfo` and `qemu_fw_cfg` loaded).
     pub fn dump_guest_memory(&mut self, path: &Path) -> Result<()> {
         let protocol = format!("file:{}", path.display());
-        self.execute(
-            "dump-guest-memory",
-            json!({ "paging": false, "protocol": protocol }),
-        )?;
+        self.execute("dump-guest-memory", json!({ "paging": false, "protocol": protocol }))?;
         Ok(())
     }
 

@@ -110,8 +110,7 @@ impl Truth {
             fs::read(&path).map_err(|e| rig_error!("{}: {e}", path.display()))
         };
         let text = |name: &str| -> Result<String> {
-            String::from_utf8(read(name)?)
-                .map_err(|_| rig_error!("{}: not UTF-8", dir.join(name).display()))
+            String::from_utf8(read(name)?).map_err(|_| rig_error!("{}: not UTF-8", dir.join(name).display()))
         };
 
         let release = text("uname-r")?.trim().to_string();
@@ -120,15 +119,13 @@ impl Truth {
         let mut tcp = Vec::new();
         let netns_dir = dir.join("netns");
         let mut namespaces = Vec::new();
-        for entry in
-            fs::read_dir(&netns_dir).map_err(|e| rig_error!("{}: {e}", netns_dir.display()))?
-        {
+        for entry in fs::read_dir(&netns_dir).map_err(|e| rig_error!("{}: {e}", netns_dir.display()))? {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let inode = name.parse::<u64>().map_err(|_| {
-                rig_error!("{}: `{name}` is not a namespace inode", netns_dir.display())
-            })?;
+            let inode = name
+                .parse::<u64>()
+                .map_err(|_| rig_error!("{}: `{name}` is not a namespace inode", netns_dir.display()))?;
             namespaces.push(inode);
         }
         namespaces.sort_unstable();
@@ -149,14 +146,7 @@ impl Truth {
         let scenario = serde_json::from_slice(&read("scenario.json")?)
             .map_err(|e| rig_error!("{}: {e}", dir.join("scenario.json").display()))?;
 
-        Ok(Truth {
-            release,
-            build_id,
-            tcp,
-            socket_fds,
-            processes,
-            scenario,
-        })
+        Ok(Truth { release, build_id, tcp, socket_fds, processes, scenario })
     }
 
     /// The LISTEN sockets of every network namespace.
@@ -166,12 +156,8 @@ impl Truth {
 
     /// The pids holding a file descriptor on socket `inode`, sorted, without duplicates.
     pub fn pids_holding(&self, inode: u64) -> Vec<i32> {
-        let mut pids: Vec<i32> = self
-            .socket_fds
-            .iter()
-            .filter(|fd| fd.inode == inode)
-            .map(|fd| fd.pid)
-            .collect();
+        let mut pids: Vec<i32> =
+            self.socket_fds.iter().filter(|fd| fd.inode == inode).map(|fd| fd.pid).collect();
         pids.sort_unstable();
         pids.dedup();
         pids
@@ -209,19 +195,12 @@ fn parse_tcp_line(fields: &[&str], netns: u64, family: Family) -> Result<TcpEntr
     }
     let (local_addr, local_port) = parse_endpoint(fields[1], family)?;
     let (remote_addr, remote_port) = parse_endpoint(fields[2], family)?;
-    let state =
-        u8::from_str_radix(fields[3], 16).map_err(|_| rig_error!("bad state `{}`", fields[3]))?;
-    let (tx, rx) = fields[4]
-        .split_once(':')
-        .ok_or_else(|| rig_error!("bad queues `{}`", fields[4]))?;
+    let state = u8::from_str_radix(fields[3], 16).map_err(|_| rig_error!("bad state `{}`", fields[3]))?;
+    let (tx, rx) = fields[4].split_once(':').ok_or_else(|| rig_error!("bad queues `{}`", fields[4]))?;
     let tx_queue = u32::from_str_radix(tx, 16).map_err(|_| rig_error!("bad tx_queue `{tx}`"))?;
     let rx_queue = u32::from_str_radix(rx, 16).map_err(|_| rig_error!("bad rx_queue `{rx}`"))?;
-    let uid = fields[7]
-        .parse()
-        .map_err(|_| rig_error!("bad uid `{}`", fields[7]))?;
-    let inode = fields[9]
-        .parse()
-        .map_err(|_| rig_error!("bad inode `{}`", fields[9]))?;
+    let uid = fields[7].parse().map_err(|_| rig_error!("bad uid `{}`", fields[7]))?;
+    let inode = fields[9].parse().map_err(|_| rig_error!("bad inode `{}`", fields[9]))?;
     Ok(TcpEntry {
         netns,
         family,
@@ -239,9 +218,7 @@ fn parse_tcp_line(fields: &[&str], netns: u64, family: Family) -> Result<TcpEntr
 
 /// Parses `ADDR:PORT` as printed by the kernel (see [`parse_tcp_table`]).
 fn parse_endpoint(text: &str, family: Family) -> Result<(IpAddr, u16)> {
-    let (addr, port) = text
-        .split_once(':')
-        .ok_or_else(|| rig_error!("bad endpoint `{text}`"))?;
+    let (addr, port) = text.split_once(':').ok_or_else(|| rig_error!("bad endpoint `{text}`"))?;
     let port = u16::from_str_radix(port, 16).map_err(|_| rig_error!("bad port `{port}`"))?;
     let words = match family {
         Family::Inet => 1,
@@ -257,12 +234,10 @@ fn parse_endpoint(text: &str, family: Family) -> Result<(IpAddr, u16)> {
         bytes.extend_from_slice(&value.to_le_bytes());
     }
     let addr = match family {
-        Family::Inet => IpAddr::V4(Ipv4Addr::from(
-            <[u8; 4]>::try_from(bytes.as_slice()).expect("4 bytes"),
-        )),
-        Family::Inet6 => IpAddr::V6(Ipv6Addr::from(
-            <[u8; 16]>::try_from(bytes.as_slice()).expect("16 bytes"),
-        )),
+        Family::Inet => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(bytes.as_slice()).expect("4 bytes"))),
+        Family::Inet6 => {
+            IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes.as_slice()).expect("16 bytes")))
+        }
     };
     Ok((addr, port))
 }
@@ -272,23 +247,18 @@ fn parse_endpoint(text: &str, family: Family) -> Result<(IpAddr, u16)> {
 /// the guest, little-endian on x86_64), then the name and the descriptor, each padded to 4 bytes.
 pub fn parse_build_id(notes: &[u8]) -> Result<Option<String>> {
     let align4 = |n: usize| n.div_ceil(4) * 4;
-    let word =
-        |at: usize| u32::from_le_bytes(notes[at..at + 4].try_into().expect("4 bytes")) as usize;
+    let word = |at: usize| u32::from_le_bytes(notes[at..at + 4].try_into().expect("4 bytes")) as usize;
     let mut at = 0;
     while at < notes.len() {
         if notes.len() - at < 12 {
-            return Err(rig_error!(
-                "kernel notes: truncated note header at offset {at}"
-            ));
+            return Err(rig_error!("kernel notes: truncated note header at offset {at}"));
         }
         let (namesz, descsz, kind) = (word(at), word(at + 4), word(at + 8) as u32);
         let name_at = at + 12;
-        let desc_at = name_at
-            .checked_add(align4(namesz))
-            .ok_or_else(|| rig_error!("kernel notes: bad namesz"))?;
-        let end = desc_at
-            .checked_add(align4(descsz))
-            .ok_or_else(|| rig_error!("kernel notes: bad descsz"))?;
+        let desc_at =
+            name_at.checked_add(align4(namesz)).ok_or_else(|| rig_error!("kernel notes: bad namesz"))?;
+        let end =
+            desc_at.checked_add(align4(descsz)).ok_or_else(|| rig_error!("kernel notes: bad descsz"))?;
         if desc_at + descsz > notes.len() {
             return Err(rig_error!(
                 "kernel notes: note at offset {at} runs past the end ({} bytes)",
@@ -298,10 +268,7 @@ pub fn parse_build_id(notes: &[u8]) -> Result<Option<String>> {
         let name = &notes[name_at..name_at + namesz];
         let name = name.strip_suffix(b"\0").unwrap_or(name);
         if name == b"GNU" && kind == NT_GNU_BUILD_ID {
-            let hex = notes[desc_at..desc_at + descsz]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let hex = notes[desc_at..desc_at + descsz].iter().map(|b| format!("{b:02x}")).collect();
             return Ok(Some(hex));
         }
         at = end;
@@ -315,10 +282,7 @@ pub fn parse_processes(text: &str) -> Result<Vec<GuestProcess>> {
     for (number, line) in text.lines().enumerate().skip(1) {
         let fields: Vec<&str> = line.split('\t').collect();
         let [pid, ppid, comm, netns] = fields[..] else {
-            return Err(rig_error!(
-                "line {}: expected 4 tab-separated fields: `{line}`",
-                number + 1
-            ));
+            return Err(rig_error!("line {}: expected 4 tab-separated fields: `{line}`", number + 1));
         };
         let bad = |what: &str| rig_error!("line {}: bad {what}: `{line}`", number + 1);
         processes.push(GuestProcess {
@@ -337,10 +301,7 @@ pub fn parse_socket_fds(text: &str) -> Result<Vec<SocketFd>> {
     for (number, line) in text.lines().enumerate().skip(1) {
         let fields: Vec<&str> = line.split('\t').collect();
         let [pid, comm, fd, inode] = fields[..] else {
-            return Err(rig_error!(
-                "line {}: expected 4 tab-separated fields: `{line}`",
-                number + 1
-            ));
+            return Err(rig_error!("line {}: expected 4 tab-separated fields: `{line}`", number + 1));
         };
         let bad = |what: &str| rig_error!("line {}: bad {what}: `{line}`", number + 1);
         fds.push(SocketFd {
@@ -402,51 +363,22 @@ mod tests {
                 inode: 503978,
             }
         );
-        assert_eq!(
-            (entries[1].local_addr, entries[1].local_port),
-            (ip("127.0.0.1"), 47001)
-        );
-        assert_eq!(
-            (entries[1].state, entries[1].rx_queue, entries[1].inode),
-            (TCP_LISTEN, 1, 503977)
-        );
+        assert_eq!((entries[1].local_addr, entries[1].local_port), (ip("127.0.0.1"), 47001));
+        assert_eq!((entries[1].state, entries[1].rx_queue, entries[1].inode), (TCP_LISTEN, 1, 503977));
         // The queued connection, not accepted yet: no inode.
-        assert_eq!(
-            (entries[2].remote_addr, entries[2].remote_port),
-            (ip("127.0.0.1"), 54606)
-        );
+        assert_eq!((entries[2].remote_addr, entries[2].remote_port), (ip("127.0.0.1"), 54606));
         assert_eq!((entries[2].state, entries[2].inode), (1, 0));
-        assert_eq!(
-            (
-                entries[3].local_port,
-                entries[3].remote_port,
-                entries[3].inode
-            ),
-            (54606, 47001, 503979)
-        );
+        assert_eq!((entries[3].local_port, entries[3].remote_port, entries[3].inode), (54606, 47001, 503979));
     }
 
     #[test]
     fn parses_ipv6_table() {
         let entries = parse_tcp_table(TCP6, 7, Family::Inet6).unwrap();
         assert_eq!(entries.len(), 6);
-        assert!(
-            entries
-                .iter()
-                .all(|e| e.netns == 7 && e.family == Family::Inet6)
-        );
+        assert!(entries.iter().all(|e| e.netns == 7 && e.family == Family::Inet6));
         let local: Vec<(IpAddr, u16, u8, u32, u32, u64)> = entries
             .iter()
-            .map(|e| {
-                (
-                    e.local_addr,
-                    e.local_port,
-                    e.state,
-                    e.rx_queue,
-                    e.uid,
-                    e.inode,
-                )
-            })
+            .map(|e| (e.local_addr, e.local_port, e.state, e.rx_queue, e.uid, e.inode))
             .collect();
         assert_eq!(
             local,
@@ -456,36 +388,21 @@ mod tests {
                 (ip("::1"), 47003, TCP_LISTEN, 1, 0, 503975),
                 (ip("::1"), 55296, 1, 0, 0, 503980),
                 (ip("::1"), 47003, 1, 0, 0, 0),
-                (
-                    ip("2001:db8::1234:5678"),
-                    47010,
-                    TCP_LISTEN,
-                    0,
-                    65534,
-                    504052
-                ),
+                (ip("2001:db8::1234:5678"), 47010, TCP_LISTEN, 0, 65534, 504052),
             ]
         );
-        assert_eq!(
-            (entries[3].remote_addr, entries[3].remote_port),
-            (ip("::1"), 47003)
-        );
+        assert_eq!((entries[3].remote_addr, entries[3].remote_port), (ip("::1"), 47003));
     }
 
     #[test]
     fn rejects_garbage() {
-        assert!(
-            parse_tcp_table("   0: 0100007F:B799 00000000:0000 0A\n", 1, Family::Inet).is_err()
-        );
+        assert!(parse_tcp_table("   0: 0100007F:B799 00000000:0000 0A\n", 1, Family::Inet).is_err());
         let v6_line_in_v4_table = TCP6.lines().nth(1).unwrap();
         assert!(parse_tcp_table(v6_line_in_v4_table, 1, Family::Inet).is_err());
     }
 
     fn unhex(hex: &str) -> Vec<u8> {
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect()
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
     }
 
     #[test]
@@ -517,29 +434,15 @@ mod tests {
 
     #[test]
     fn parses_tsv_files() {
-        let processes = parse_processes(
-            "pid\tppid\tcomm\tnetns\n1\t0\tinit\t4026531840\n42\t1\tkqlw beta\t4026532000\n",
-        )
-        .unwrap();
+        let processes =
+            parse_processes("pid\tppid\tcomm\tnetns\n1\t0\tinit\t4026531840\n42\t1\tkqlw beta\t4026532000\n")
+                .unwrap();
         assert_eq!(
             processes[1],
-            GuestProcess {
-                pid: 42,
-                ppid: 1,
-                comm: "kqlw beta".into(),
-                netns: 4026532000
-            }
+            GuestProcess { pid: 42, ppid: 1, comm: "kqlw beta".into(), netns: 4026532000 }
         );
         let fds = parse_socket_fds("pid\tcomm\tfd\tinode\n42\tkqlw beta\t3\t12345\n").unwrap();
-        assert_eq!(
-            fds,
-            [SocketFd {
-                pid: 42,
-                comm: "kqlw beta".into(),
-                fd: 3,
-                inode: 12345
-            }]
-        );
+        assert_eq!(fds, [SocketFd { pid: 42, comm: "kqlw beta".into(), fd: 3, inode: 12345 }]);
         assert!(parse_processes("pid\tppid\tcomm\tnetns\n1\t0\tinit\n").is_err());
     }
 }

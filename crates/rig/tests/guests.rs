@@ -13,11 +13,7 @@ const WORKLOAD: &str = env!("CARGO_BIN_EXE_kql-rig-workload");
 
 fn boot(series: Series, scenario: &str) -> Guest {
     let kernel = kernels::fetch(series).unwrap_or_else(|e| panic!("fetch {}: {e}", series.name()));
-    let options = BootOptions {
-        kernel: &kernel,
-        scenario,
-        workload: Path::new(WORKLOAD),
-    };
+    let options = BootOptions { kernel: &kernel, scenario, workload: Path::new(WORKLOAD) };
     Guest::boot(&options).unwrap_or_else(|e| panic!("boot {}: {e}", series.name()))
 }
 
@@ -26,10 +22,7 @@ fn guest_vmcore_and_vmlinux_agree(series: Series) {
     let guest = boot(series, "basic");
     let kernel = guest.kernel().clone();
     let truth = guest.truth().expect("ground truth");
-    assert_eq!(
-        truth.release, kernel.release,
-        "the guest runs the kernel we extracted"
-    );
+    assert_eq!(truth.release, kernel.release, "the guest runs the kernel we extracted");
     assert_eq!(
         truth.build_id.as_deref(),
         Some(kernel.build_id.as_str()),
@@ -37,41 +30,27 @@ fn guest_vmcore_and_vmlinux_agree(series: Series) {
     );
     assert_scenario_listeners_are_in_the_guest_tables(&truth);
 
-    let vmcore = std::env::temp_dir().join(format!(
-        "kql-rig-{}-{}.vmcore",
-        series.name(),
-        std::process::id()
-    ));
+    let vmcore =
+        std::env::temp_dir().join(format!("kql-rig-{}-{}.vmcore", series.name(), std::process::id()));
     guest.dump(&vmcore).expect("dump-guest-memory");
     let info = elf::vmcoreinfo(&vmcore);
     let _ = std::fs::remove_file(&vmcore);
     let info = info.expect("the vmcore carries VMCOREINFO");
     assert_eq!(info.get("OSRELEASE"), Some(&kernel.release));
     if let Some(build_id) = info.get("BUILD-ID") {
-        assert_eq!(
-            build_id, &kernel.build_id,
-            "vmcore build id = vmlinux build id"
-        );
+        assert_eq!(build_id, &kernel.build_id, "vmcore build id = vmlinux build id");
     }
 
     let qemu = guest.qemu_pid();
     drop(guest);
-    assert!(
-        !Path::new(&format!("/proc/{qemu}")).exists(),
-        "QEMU {qemu} is gone after teardown"
-    );
+    assert!(!Path::new(&format!("/proc/{qemu}")).exists(), "QEMU {qemu} is gone after teardown");
 }
 
 /// Every listener the workload says it made is in its namespace's /proc/net/tcp{,6}, with
 /// the accept queue it says it filled.
 fn assert_scenario_listeners_are_in_the_guest_tables(truth: &Truth) {
-    let listeners = truth.scenario["listeners"]
-        .as_array()
-        .expect("scenario listeners");
-    assert!(
-        listeners.len() >= 9,
-        "the basic scenario made its listeners: {listeners:?}"
-    );
+    let listeners = truth.scenario["listeners"].as_array().expect("scenario listeners");
+    assert!(listeners.len() >= 9, "the basic scenario made its listeners: {listeners:?}");
     for listener in listeners {
         let found = truth.listeners().find(|entry| {
             Some(entry.inode) == listener["inode"].as_u64()
@@ -79,11 +58,7 @@ fn assert_scenario_listeners_are_in_the_guest_tables(truth: &Truth) {
                 && Some(entry.netns) == listener["netns"].as_u64()
         });
         let entry = found.unwrap_or_else(|| panic!("{listener} is not in the guest's tables"));
-        assert_eq!(
-            Some(u64::from(entry.rx_queue)),
-            listener["queued"].as_u64(),
-            "{listener}"
-        );
+        assert_eq!(Some(u64::from(entry.rx_queue)), listener["queued"].as_u64(), "{listener}");
     }
 }
 
@@ -106,8 +81,5 @@ fn debian_5_10_guest() {
 fn many_listeners_guest() {
     let guest = boot(Series::Bookworm61, "many");
     let truth = guest.truth().expect("ground truth");
-    assert!(
-        truth.listeners().count() >= 5000,
-        "5,000 listeners in the guest"
-    );
+    assert!(truth.listeners().count() >= 5000, "5,000 listeners in the guest");
 }

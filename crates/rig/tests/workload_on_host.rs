@@ -36,22 +36,12 @@ impl Run {
     /// test fails, it is never skipped.
     fn start(scenario: &'static str) -> Run {
         // SAFETY: geteuid(2) cannot fail.
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "the rig tests need root (ip netns)"
-        );
+        assert_eq!(unsafe { libc::geteuid() }, 0, "the rig tests need root (ip netns)");
         let iproute2 = Command::new("ip").arg("-V").stdout(Stdio::null()).status();
         assert!(iproute2.is_ok(), "the rig tests need `ip` (iproute2)");
         let tag = format!("kqlwl-test-{}-{scenario}", std::process::id());
         let share = std::env::temp_dir().join(format!("{tag}-share"));
-        let mut run = Run {
-            scenario,
-            netns: tag.clone(),
-            netns_added: false,
-            share,
-            child: None,
-        };
+        let mut run = Run { scenario, netns: tag.clone(), netns_added: false, share, child: None };
         let _ = fs::remove_dir_all(&run.share);
         fs::create_dir_all(&run.share).unwrap();
         ip(&["netns", "add", &tag]);
@@ -80,10 +70,7 @@ impl Run {
                 panic!("workload {} failed: {}", self.scenario, message.trim());
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "workload {} exited ({status}) before it was ready",
-                    self.scenario
-                );
+                panic!("workload {} exited ({status}) before it was ready", self.scenario);
             }
             assert!(
                 start.elapsed() < READY_TIMEOUT,
@@ -106,9 +93,7 @@ impl Drop for Run {
             let _ = child.wait();
         }
         if self.netns_added {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.netns])
-                .status();
+            let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
         }
         if thread::panicking() {
             eprintln!("kept {} for inspection", self.share.display());
@@ -127,19 +112,13 @@ fn ip(args: &[&str]) {
 fn parents() -> HashMap<i32, i32> {
     let mut parents = HashMap::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
         if let Some(ppid) = ppid {
             parents.insert(pid, ppid);
         }
@@ -170,10 +149,7 @@ fn kill_tree(root: i32) {
     let me = std::process::id() as i32;
     let mut stopped = BTreeSet::new();
     for _ in 0..100 {
-        let new: Vec<i32> = tree(root)
-            .into_iter()
-            .filter(|pid| !stopped.contains(pid))
-            .collect();
+        let new: Vec<i32> = tree(root).into_iter().filter(|pid| !stopped.contains(pid)).collect();
         if new.is_empty() {
             break;
         }
@@ -197,12 +173,7 @@ fn kill_tree(root: i32) {
 fn check_common(truth: &Truth, scenario: &str) -> u64 {
     let json = &truth.scenario;
     assert_eq!(json["scenario"], scenario);
-    assert_eq!(
-        truth.release,
-        fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap()
-            .trim()
-    );
+    assert_eq!(truth.release, fs::read_to_string("/proc/sys/kernel/osrelease").unwrap().trim());
     let host_build_id = truth::parse_build_id(&fs::read("/sys/kernel/notes").unwrap()).unwrap();
     assert_eq!(truth.build_id, host_build_id);
 
@@ -212,9 +183,7 @@ fn check_common(truth: &Truth, scenario: &str) -> u64 {
     assert_eq!(processes[0]["pid"], json["workload_pid"]);
     for p in processes {
         let pid = p["pid"].as_i64().unwrap() as i32;
-        let seen = truth
-            .process(pid)
-            .unwrap_or_else(|| panic!("process {p} not in processes.tsv"));
+        let seen = truth.process(pid).unwrap_or_else(|| panic!("process {p} not in processes.tsv"));
         assert_eq!(seen.comm, p["name"].as_str().unwrap(), "{p}");
         assert_eq!(i64::from(seen.ppid), p["ppid"].as_i64().unwrap(), "{p}");
         assert_eq!(seen.netns, p["netns"].as_u64().unwrap(), "{p}");
@@ -225,89 +194,44 @@ fn check_common(truth: &Truth, scenario: &str) -> u64 {
     let by_inode: HashMap<u64, &TcpEntry> = truth.listeners().map(|e| (e.inode, e)).collect();
     for l in json["listeners"].as_array().unwrap() {
         let inode = l["inode"].as_u64().unwrap();
-        let entry = by_inode
-            .get(&inode)
-            .unwrap_or_else(|| panic!("listener {l}: inode not in any LISTEN row"));
+        let entry =
+            by_inode.get(&inode).unwrap_or_else(|| panic!("listener {l}: inode not in any LISTEN row"));
         assert_eq!(entry.netns, l["netns"].as_u64().unwrap(), "{l}");
         assert_eq!(entry.local_port, l["port"].as_u64().unwrap() as u16, "{l}");
-        assert_eq!(
-            entry.local_addr,
-            l["address"].as_str().unwrap().parse::<IpAddr>().unwrap(),
-            "{l}"
-        );
-        let family = if l["family"] == "inet" {
-            Family::Inet
-        } else {
-            Family::Inet6
-        };
+        assert_eq!(entry.local_addr, l["address"].as_str().unwrap().parse::<IpAddr>().unwrap(), "{l}");
+        let family = if l["family"] == "inet" { Family::Inet } else { Family::Inet6 };
         assert_eq!(entry.family, family, "{l}");
-        assert_eq!(
-            u64::from(entry.rx_queue),
-            l["queued"].as_u64().unwrap(),
-            "{l}"
-        );
-        let mut pids: Vec<i32> = l["pids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_i64().unwrap() as i32)
-            .collect();
+        assert_eq!(u64::from(entry.rx_queue), l["queued"].as_u64().unwrap(), "{l}");
+        let mut pids: Vec<i32> =
+            l["pids"].as_array().unwrap().iter().map(|p| p.as_i64().unwrap() as i32).collect();
         pids.sort_unstable();
         assert_eq!(truth.pids_holding(inode), pids, "{l}");
         let first = l["pids"][0].as_i64().unwrap() as i32;
-        assert_eq!(
-            truth.process(first).unwrap().comm,
-            l["process"].as_str().unwrap(),
-            "{l}"
-        );
+        assert_eq!(truth.process(first).unwrap().comm, l["process"].as_str().unwrap(), "{l}");
     }
 
     // Every client socket the workload keeps: connected where it says.
     for c in json["clients"].as_array().unwrap() {
         let inode = c["inode"].as_u64().unwrap();
-        let entry = truth
-            .tcp
-            .iter()
-            .find(|e| e.inode == inode)
-            .unwrap_or_else(|| panic!("client {c} not found"));
+        let entry =
+            truth.tcp.iter().find(|e| e.inode == inode).unwrap_or_else(|| panic!("client {c} not found"));
         assert_eq!(entry.state, 0x01, "{c}: not ESTABLISHED");
-        assert_eq!(
-            entry.remote_port,
-            c["remote_port"].as_u64().unwrap() as u16,
-            "{c}"
-        );
+        assert_eq!(entry.remote_port, c["remote_port"].as_u64().unwrap() as u16, "{c}");
         assert_eq!(entry.netns, c["netns"].as_u64().unwrap(), "{c}");
-        assert_eq!(
-            truth.pids_holding(inode),
-            [c["pid"].as_i64().unwrap() as i32],
-            "{c}"
-        );
+        assert_eq!(truth.pids_holding(inode), [c["pid"].as_i64().unwrap() as i32], "{c}");
     }
     main_netns
 }
 
 fn listener<'a>(json: &'a Value, role: &str) -> &'a Value {
-    let mut found = json["listeners"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["role"] == role);
+    let mut found = json["listeners"].as_array().unwrap().iter().filter(|l| l["role"] == role);
     let l = found.next().unwrap_or_else(|| panic!("no listener {role}"));
     assert!(found.next().is_none(), "two listeners {role}");
     l
 }
 
 /// A listener `basic` must make: role, process, address, port, backlog, queued, v6only, reuseport.
-type Expected = (
-    &'static str,
-    &'static str,
-    &'static str,
-    u16,
-    u64,
-    u64,
-    Option<bool>,
-    bool,
-);
+type Expected = (&'static str, &'static str, &'static str, u16, u64, u64, Option<bool>, bool);
 
 /// What `basic` must have made.
 /// (Binding a specific IPv6 address, like ::1, makes the kernel set IPV6_V6ONLY itself.)
@@ -344,11 +268,7 @@ fn basic() {
         assert_eq!(l["v6only"].as_bool(), v6only, "{l}");
         assert_eq!(l["reuseport"], reuseport, "{l}");
         let netns = l["netns"].as_u64().unwrap();
-        assert_eq!(
-            netns == main_netns,
-            role != "netns",
-            "{l}: netns {netns}, main {main_netns}"
-        );
+        assert_eq!(netns == main_netns, role != "netns", "{l}: netns {netns}, main {main_netns}");
     }
 
     // The process with a space in its name, as /proc shows it.
@@ -358,43 +278,24 @@ fn basic() {
     let pids = shared["pids"].as_array().unwrap();
     assert_eq!(pids.len(), 2);
     let kid = truth.process(pids[1].as_i64().unwrap() as i32).unwrap();
-    assert_eq!(
-        (kid.comm.as_str(), i64::from(kid.ppid)),
-        ("kqlw-gamma-kid", pids[0].as_i64().unwrap())
-    );
+    assert_eq!((kid.comm.as_str(), i64::from(kid.ppid)), ("kqlw-gamma-kid", pids[0].as_i64().unwrap()));
     // The SO_REUSEPORT group: two sockets on one port, in two processes.
-    let group: Vec<&TcpEntry> = truth
-        .listeners()
-        .filter(|e| e.netns == main_netns && e.local_port == 7007)
-        .collect();
+    let group: Vec<&TcpEntry> =
+        truth.listeners().filter(|e| e.netns == main_netns && e.local_port == 7007).collect();
     assert_eq!(group.len(), 2);
     assert_ne!(group[0].inode, group[1].inode);
-    assert_ne!(
-        truth.pids_holding(group[0].inode),
-        truth.pids_holding(group[1].inode)
-    );
+    assert_ne!(truth.pids_holding(group[0].inode), truth.pids_holding(group[1].inode));
     // The queued listener: 3 connections in the accept queue, not accepted (no inode yet).
-    let queued = truth
-        .listeners()
-        .find(|e| e.netns == main_netns && e.local_port == 7008)
-        .unwrap();
+    let queued = truth.listeners().find(|e| e.netns == main_netns && e.local_port == 7008).unwrap();
     assert_eq!(queued.rx_queue, 3);
-    let pending = truth
-        .tcp
-        .iter()
-        .filter(|e| e.netns == main_netns && e.local_port == 7008 && e.state == 0x01);
+    let pending =
+        truth.tcp.iter().filter(|e| e.netns == main_netns && e.local_port == 7008 && e.state == 0x01);
     assert_eq!(pending.filter(|e| e.inode == 0).count(), 3);
     assert_eq!(json["clients"].as_array().unwrap().len(), 3);
     // The dual-stack and v6-only listeners are both in tcp6 as `::`.
     for port in [7004, 7005] {
-        let e = truth
-            .listeners()
-            .find(|e| e.netns == main_netns && e.local_port == port)
-            .unwrap();
-        assert_eq!(
-            (e.family, e.local_addr),
-            (Family::Inet6, "::".parse().unwrap())
-        );
+        let e = truth.listeners().find(|e| e.netns == main_netns && e.local_port == port).unwrap();
+        assert_eq!((e.family, e.local_addr), (Family::Inet6, "::".parse().unwrap()));
     }
     assert!(truth.listeners().all(|e| e.state == TCP_LISTEN));
 }
@@ -407,10 +308,7 @@ fn many() {
     let main_netns = check_common(&truth, "many");
     let listeners = truth.scenario["listeners"].as_array().unwrap();
     assert_eq!(listeners.len(), 5000);
-    let ports: BTreeSet<u64> = listeners
-        .iter()
-        .map(|l| l["port"].as_u64().unwrap())
-        .collect();
+    let ports: BTreeSet<u64> = listeners.iter().map(|l| l["port"].as_u64().unwrap()).collect();
     assert_eq!(ports, (20000..25000).collect());
     let in_table: BTreeSet<u16> = truth
         .listeners()
@@ -419,11 +317,7 @@ fn many() {
         .collect();
     assert_eq!(in_table, (20000..25000).collect());
     for name in ["kqlw-many-a", "kqlw-many-b"] {
-        assert_eq!(
-            listeners.iter().filter(|l| l["process"] == name).count(),
-            2500,
-            "{name}"
-        );
+        assert_eq!(listeners.iter().filter(|l| l["process"] == name).count(), 2500, "{name}");
         assert!(truth.processes.iter().any(|p| p.comm == name), "{name}");
     }
 }

@@ -94,10 +94,7 @@ pub fn network_namespaces() -> Vec<NetNamespace> {
         }
     }
 
-    found
-        .into_iter()
-        .map(|(inode, path)| NetNamespace { inode, path })
-        .collect()
+    found.into_iter().map(|(inode, path)| NetNamespace { inode, path }).collect()
 }
 
 /// Inode of the calling process's own network namespace (`/proc/self/ns/net`).
@@ -131,18 +128,14 @@ pub fn run_in<T: Send>(ns: &NetNamespace, f: impl FnOnce() -> T + Send) -> io::R
     if inode != ns.inode {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!(
-                "{} now opens network namespace {inode}, not {}",
-                ns.path.display(),
-                ns.inode
-            ),
+            format!("{} now opens network namespace {inode}, not {}", ns.path.display(), ns.inode),
         ));
     }
     let fd = OwnedFd::from(file);
     std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new()
-            .name("kql-netns".into())
-            .spawn_scoped(scope, move || -> io::Result<T> {
+        let helper = std::thread::Builder::new().name("kql-netns".into()).spawn_scoped(
+            scope,
+            move || -> io::Result<T> {
                 // SAFETY: `fd` is an open nsfs descriptor owned by this closure for the
                 // whole call; setns(2) with CLONE_NEWNET only changes the network
                 // namespace of the calling thread, this short-lived helper.
@@ -152,7 +145,8 @@ pub fn run_in<T: Send>(ns: &NetNamespace, f: impl FnOnce() -> T + Send) -> io::R
                 }
                 drop(fd);
                 Ok(f())
-            })?;
+            },
+        )?;
         match helper.join() {
             Ok(result) => result,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -182,9 +176,7 @@ mod tests {
     }
 
     fn fd_inode(fd: &impl AsRawFd) -> u64 {
-        std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .unwrap()
-            .ino()
+        std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap().ino()
     }
 
     #[test]
@@ -211,19 +203,14 @@ mod tests {
 
         let caller = std::thread::current().id();
         let (listener, seen_inside) = run_in(ns, || {
-            assert_ne!(
-                std::thread::current().id(),
-                caller,
-                "runs on a helper thread"
-            );
+            assert_ne!(std::thread::current().id(), caller, "runs on a helper thread");
             assert_eq!(thread_netns_inode().unwrap(), ns_inode);
             assert_eq!(interface_name(1).as_deref(), Some("lo"));
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let inode = fd_inode(&listener);
             let socks = dump_tcp(1 << TCP_LISTEN).unwrap();
             let seen = socks.iter().any(|s| {
-                s.inode == inode
-                    && Some(s.local_port) == listener.local_addr().ok().map(|a| a.port())
+                s.inode == inode && Some(s.local_port) == listener.local_addr().ok().map(|a| a.port())
             });
             (listener, seen)
         })
@@ -243,10 +230,8 @@ mod tests {
 
     #[test]
     fn unnamed_namespace_of_a_process_is_listed() {
-        let mut child = Command::new("unshare")
-            .args(["--net", "sleep", "30"])
-            .spawn()
-            .expect("spawn unshare");
+        let mut child =
+            Command::new("unshare").args(["--net", "sleep", "30"]).spawn().expect("spawn unshare");
         let path = format!("/proc/{}/ns/net", child.id());
         // unshare(2) then exec: wait until the child has left our namespace.
         let host = current_netns_inode().unwrap();
@@ -271,16 +256,10 @@ mod tests {
     #[test]
     fn stale_path_is_rejected() {
         // A path whose namespace is not the recorded inode (as after PID reuse).
-        let ns = NetNamespace {
-            inode: 1,
-            path: PathBuf::from("/proc/self/ns/net"),
-        };
+        let ns = NetNamespace { inode: 1, path: PathBuf::from("/proc/self/ns/net") };
         let err = run_in(&ns, || ()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        let missing = NetNamespace {
-            inode: 2,
-            path: PathBuf::from("/run/netns/kql-no-such-namespace"),
-        };
+        let missing = NetNamespace { inode: 2, path: PathBuf::from("/run/netns/kql-no-such-namespace") };
         assert!(run_in(&missing, || ()).is_err());
     }
 }

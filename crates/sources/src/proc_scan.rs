@@ -158,15 +158,10 @@ pub struct FdScan {
 /// (one directory handle per process being scanned) may show up in this process's own rows.
 pub fn scan_fds(filter: &ScanFilter) -> FdScan {
     let pids = target_pids(filter.pids.as_ref());
-    let per_process: Vec<(Vec<ProcFd>, usize)> = pids
-        .par_iter()
-        .map(|&pid| scan_process_fds(pid, filter))
-        .collect();
+    let per_process: Vec<(Vec<ProcFd>, usize)> =
+        pids.par_iter().map(|&pid| scan_process_fds(pid, filter)).collect();
     let total = per_process.iter().map(|(rows, _)| rows.len()).sum();
-    let mut scan = FdScan {
-        fds: Vec::with_capacity(total),
-        unreadable: 0,
-    };
+    let mut scan = FdScan { fds: Vec::with_capacity(total), unreadable: 0 };
     for (rows, unreadable) in per_process {
         scan.fds.extend(rows);
         scan.unreadable += unreadable;
@@ -220,14 +215,9 @@ pub struct ProcessScan {
 pub fn scan_processes(pids: Option<&HashSet<i32>>) -> ProcessScan {
     let list = target_pids(pids);
     let clock = Clock::current();
-    let per_process: Vec<Result<ProcessInfo, Miss>> = list
-        .par_iter()
-        .map(|&pid| read_process(pid, &clock))
-        .collect();
-    let mut scan = ProcessScan {
-        processes: Vec::with_capacity(per_process.len()),
-        unreadable: 0,
-    };
+    let per_process: Vec<Result<ProcessInfo, Miss>> =
+        list.par_iter().map(|&pid| read_process(pid, &clock)).collect();
+    let mut scan = ProcessScan { processes: Vec::with_capacity(per_process.len()), unreadable: 0 };
     for result in per_process {
         match result {
             Ok(info) => scan.processes.push(info),
@@ -304,8 +294,7 @@ fn read_relative(process: &Process, name: &str, capacity: usize) -> Result<Vec<u
 fn status_field<'a>(status: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     status.split(|&b| b == b'\n').find_map(|line| {
         let rest = line.strip_prefix(key)?.strip_prefix(b":")?;
-        rest.split(|b| b.is_ascii_whitespace())
-            .find(|field| !field.is_empty())
+        rest.split(|b| b.is_ascii_whitespace()).find(|field| !field.is_empty())
     })
 }
 
@@ -315,11 +304,7 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
         return None;
     }
     digits.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
+        if b.is_ascii_digit() { acc.checked_mul(10)?.checked_add(u64::from(b - b'0')) } else { None }
     })
 }
 
@@ -455,9 +440,7 @@ fn read_fd_dir(dir: &File, filter: &ScanFilter) -> Result<(Vec<FdRow>, usize), M
     if spawned == 0 {
         return Ok(tail);
     }
-    let mut chunks = done
-        .into_inner()
-        .unwrap_or_else(|poison| poison.into_inner());
+    let mut chunks = done.into_inner().unwrap_or_else(|poison| poison.into_inner());
     chunks.sort_unstable_by_key(|&(index, _, _)| index);
     let total = chunks.iter().map(|(_, rows, _)| rows.len()).sum::<usize>() + tail.0.len();
     let mut rows = Vec::with_capacity(total);
@@ -480,11 +463,7 @@ fn readlink_chunk(dir: &File, fds: &[i32], filter: &ScanFilter) -> (Vec<FdRow>, 
     // The kernel renders fd links into one page, so PATH_MAX + 1 can never be filled.
     let mut link_buf = [0u8; libc::PATH_MAX as usize + 1];
     let mut name_buf = [0u8; 12];
-    let mut rows = Vec::with_capacity(if filter.inodes.is_some() {
-        0
-    } else {
-        fds.len()
-    });
+    let mut rows = Vec::with_capacity(if filter.inodes.is_some() { 0 } else { fds.len() });
     let mut unreadable = 0;
     for &fd in fds {
         let name = fd_name(fd, &mut name_buf);
@@ -504,12 +483,7 @@ fn readlink_chunk(dir: &File, fds: &[i32], filter: &ScanFilter) -> (Vec<FdRow>, 
         {
             continue;
         }
-        rows.push(FdRow {
-            fd,
-            kind,
-            target: link_to_string(link),
-            inode,
-        });
+        rows.push(FdRow { fd, kind, target: link_to_string(link), inode });
     }
     (rows, unreadable)
 }
@@ -539,14 +513,7 @@ fn readlinkat(dir: &File, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `dir` is an open descriptor borrowed for the whole call, `name` is a NUL-terminated
     // string, and the kernel writes at most `buf.len()` bytes into `buf`, a valid exclusively
     // borrowed byte buffer. readlinkat does not retain either pointer.
-    let len = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
+    let len = unsafe { libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     // A negative return is the error case; anything else is a length within `buf`.
     usize::try_from(len).map_err(|_| io::Error::last_os_error())
 }
@@ -557,14 +524,7 @@ fn getdents64(dir: &File, buf: &mut [u8]) -> io::Result<usize> {
     // writes at most `buf.len()` bytes of `linux_dirent64` records into `buf`, a valid exclusively
     // borrowed byte buffer. Only this thread reads the directory (other threads only use it as the
     // base of `readlinkat`, which does not touch the file position).
-    let len = unsafe {
-        libc::syscall(
-            libc::SYS_getdents64,
-            dir.as_raw_fd(),
-            buf.as_mut_ptr(),
-            buf.len(),
-        )
-    };
+    let len = unsafe { libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
     usize::try_from(len).map_err(|_| io::Error::last_os_error())
 }
 
@@ -612,17 +572,14 @@ impl Clock {
     fn current() -> Clock {
         let boot_secs = procfs::boot_time_secs().unwrap_or(0);
         Clock {
-            boot_ns: i64::try_from(boot_secs)
-                .unwrap_or(0)
-                .saturating_mul(1_000_000_000),
+            boot_ns: i64::try_from(boot_secs).unwrap_or(0).saturating_mul(1_000_000_000),
             ticks_per_second: procfs::ticks_per_second().max(1),
         }
     }
 
     fn epoch_ns(&self, ticks: u64) -> i64 {
         let since_boot = u128::from(ticks) * 1_000_000_000 / u128::from(self.ticks_per_second);
-        self.boot_ns
-            .saturating_add(i64::try_from(since_boot).unwrap_or(i64::MAX))
+        self.boot_ns.saturating_add(i64::try_from(since_boot).unwrap_or(i64::MAX))
     }
 }
 
@@ -640,9 +597,7 @@ fn read_process(pid: i32, clock: &Clock) -> Result<ProcessInfo, Miss> {
         .ok()
         .and_then(|ns| ns.metadata().ok())
         .map(|meta| std::os::unix::fs::MetadataExt::ino(&meta));
-    let cgroup = read_relative(&process, "cgroup", 256)
-        .ok()
-        .and_then(|text| cgroup_path(&text));
+    let cgroup = read_relative(&process, "cgroup", 256).ok().and_then(|text| cgroup_path(&text));
     Ok(ProcessInfo {
         pid,
         ppid: stat.ppid,
@@ -663,10 +618,7 @@ fn join_cmdline(raw: &[u8]) -> String {
         Some(last) => &raw[..=last],
         None => &[],
     };
-    let spaced: Vec<u8> = trimmed
-        .iter()
-        .map(|&b| if b == 0 { b' ' } else { b })
-        .collect();
+    let spaced: Vec<u8> = trimmed.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
     match String::from_utf8(spaced) {
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
@@ -698,10 +650,7 @@ mod tests {
     }
 
     fn only_pids(pids: &[i32]) -> ScanFilter {
-        ScanFilter {
-            pids: Some(pids.iter().copied().collect()),
-            inodes: None,
-        }
+        ScanFilter { pids: Some(pids.iter().copied().collect()), inodes: None }
     }
 
     fn real_uid() -> u32 {
@@ -719,18 +668,11 @@ mod tests {
 
     /// fstat's st_ino of any fd (through a duplicate wrapped in a File).
     fn fstat_ino(fd: impl AsFd) -> u64 {
-        File::from(fd.as_fd().try_clone_to_owned().unwrap())
-            .metadata()
-            .unwrap()
-            .ino()
+        File::from(fd.as_fd().try_clone_to_owned().unwrap()).metadata().unwrap().ino()
     }
 
     fn own_link(fd: i32) -> String {
-        std::fs::read_link(format!("/proc/self/fd/{fd}"))
-            .unwrap()
-            .into_os_string()
-            .into_string()
-            .unwrap()
+        std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap().into_os_string().into_string().unwrap()
     }
 
     fn find(scan: &FdScan, pid: i32, fd: i32) -> &ProcFd {
@@ -822,10 +764,7 @@ mod tests {
         assert_eq!(scan.fds[0].inode, Some(inode));
 
         // Without a pid filter the whole of /proc is listed; both ends of the pipe share its inode.
-        let filter = ScanFilter {
-            pids: None,
-            inodes: Some([inode, pipe_inode].into_iter().collect()),
-        };
+        let filter = ScanFilter { pids: None, inodes: Some([inode, pipe_inode].into_iter().collect()) };
         let scan = scan_fds(&filter);
         let mut found: Vec<(i32, i32)> = scan.fds.iter().map(|row| (row.pid, row.fd)).collect();
         found.sort_unstable();
@@ -843,9 +782,7 @@ mod tests {
         // More than a few chunks, so the parallel path of read_fd_dir is used.
         let count = FD_CHUNK * 4 + 17;
         let dev_null = File::open("/dev/null").unwrap();
-        let dups: Vec<OwnedFd> = (0..count)
-            .map(|_| dev_null.as_fd().try_clone_to_owned().unwrap())
-            .collect();
+        let dups: Vec<OwnedFd> = (0..count).map(|_| dev_null.as_fd().try_clone_to_owned().unwrap()).collect();
         let scan = scan_fds(&only_pids(&[own_pid()]));
         assert!(scan.fds.windows(2).all(|pair| pair[0].fd < pair[1].fd));
         for dup in &dups {
@@ -862,11 +799,7 @@ mod tests {
         let row = find(&scan, own_pid(), listener.as_raw_fd());
         assert_eq!(row.inode, Some(fstat_ino(&listener)));
         // Sorted by pid, then fd.
-        assert!(
-            scan.fds
-                .windows(2)
-                .all(|pair| (pair[0].pid, pair[0].fd) < (pair[1].pid, pair[1].fd))
-        );
+        assert!(scan.fds.windows(2).all(|pair| (pair[0].pid, pair[0].fd) < (pair[1].pid, pair[1].fd)));
     }
 
     #[test]
@@ -897,11 +830,7 @@ mod tests {
         assert_ne!(tid, own_pid());
         assert!(std::path::Path::new(&format!("/proc/{tid}/stat")).exists());
         assert!(scan_fds(&only_pids(&[tid])).fds.is_empty());
-        assert!(
-            scan_processes(Some(&[tid].into_iter().collect()))
-                .processes
-                .is_empty()
-        );
+        assert!(scan_processes(Some(&[tid].into_iter().collect())).processes.is_empty());
         stop_tx.send(()).unwrap();
         thread.join().unwrap();
     }
@@ -935,23 +864,13 @@ mod tests {
         assert_eq!(info.netns, Some(own_netns));
         let own_cgroup = cgroup_path(&std::fs::read("/proc/self/cgroup").unwrap());
         assert_eq!(info.cgroup, own_cgroup);
-        let now_ns = i64::try_from(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos(),
-        )
-        .unwrap();
+        let now_ns = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()).unwrap();
         let skew = (now_ns - info.start_time_ns).abs();
         assert!(skew < 5_000_000_000, "start time off by {skew} ns");
 
         // The full scan (readdir of /proc) finds it too, and this process.
         let all = scan_processes(None);
-        assert!(
-            all.processes
-                .iter()
-                .any(|p| p.pid == pid && p.comm == "sleep")
-        );
+        assert!(all.processes.iter().any(|p| p.pid == pid && p.comm == "sleep"));
         assert!(all.processes.iter().any(|p| p.pid == own_pid()));
         assert!(all.processes.windows(2).all(|w| w[0].pid < w[1].pid));
         drop(child);
@@ -981,19 +900,10 @@ mod tests {
 
     #[test]
     fn link_texts_are_classified() {
-        assert_eq!(
-            FdKind::classify(b"socket:[12345]"),
-            (FdKind::Socket, Some(12345))
-        );
+        assert_eq!(FdKind::classify(b"socket:[12345]"), (FdKind::Socket, Some(12345)));
         assert_eq!(FdKind::classify(b"pipe:[77]"), (FdKind::Pipe, Some(77)));
-        assert_eq!(
-            FdKind::classify(b"anon_inode:[eventfd]"),
-            (FdKind::Anon, None)
-        );
-        assert_eq!(
-            FdKind::classify(b"anon_inode:bpf-map"),
-            (FdKind::Anon, None)
-        );
+        assert_eq!(FdKind::classify(b"anon_inode:[eventfd]"), (FdKind::Anon, None));
+        assert_eq!(FdKind::classify(b"anon_inode:bpf-map"), (FdKind::Anon, None));
         assert_eq!(FdKind::classify(b"/dev/null"), (FdKind::File, None));
         assert_eq!(FdKind::classify(b"net:[4026531840]"), (FdKind::Other, None));
         assert_eq!(FdKind::classify(b"socket:[12x]"), (FdKind::Socket, None));
@@ -1009,18 +919,9 @@ mod tests {
         assert_eq!(join_cmdline(b"sleep\x0030\x00"), "sleep 30");
         assert_eq!(join_cmdline(b""), "");
         assert_eq!(join_cmdline(b"nginx: master"), "nginx: master");
-        assert_eq!(
-            cgroup_path(b"0::/system.slice/x.service\n").as_deref(),
-            Some("/system.slice/x.service")
-        );
-        assert_eq!(
-            cgroup_path(b"12:pids:/a\n1:name=systemd:/b\n0::/c\n").as_deref(),
-            Some("/c")
-        );
-        assert_eq!(
-            cgroup_path(b"12:pids:/a\n1:name=systemd:/b\n").as_deref(),
-            Some("12:pids:/a")
-        );
+        assert_eq!(cgroup_path(b"0::/system.slice/x.service\n").as_deref(), Some("/system.slice/x.service"));
+        assert_eq!(cgroup_path(b"12:pids:/a\n1:name=systemd:/b\n0::/c\n").as_deref(), Some("/c"));
+        assert_eq!(cgroup_path(b"12:pids:/a\n1:name=systemd:/b\n").as_deref(), Some("12:pids:/a"));
         assert_eq!(cgroup_path(b""), None);
         let status = b"Name:\tx\nTgid:\t42\nUid:\t1000\t0\t0\t0\n";
         assert_eq!(status_field(status, b"Uid"), Some(&b"1000"[..]));

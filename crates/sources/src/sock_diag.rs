@@ -91,9 +91,9 @@ pub fn dump_tcp(states: u32) -> io::Result<Vec<TcpSocket>> {
         sock.send_request(&build_request(seq, family, libc::IPPROTO_TCP as u8, states))?;
         loop {
             let n = sock.recv(&mut buf)?;
-            let datagram = buf.get(..n).ok_or_else(|| {
-                invalid("netlink datagram larger than the receive buffer (truncated)")
-            })?;
+            let datagram = buf
+                .get(..n)
+                .ok_or_else(|| invalid("netlink datagram larger than the receive buffer (truncated)"))?;
             if parse_datagram(datagram, seq, &mut out)? == Flow::Done {
                 break;
             }
@@ -212,15 +212,13 @@ fn errno_error(err: i32) -> io::Error {
 /// skipped.
 fn parse_datagram(mut rest: &[u8], seq: u32, out: &mut Vec<TcpSocket>) -> io::Result<Flow> {
     while rest.len() >= NLMSG_HDRLEN {
-        let (Some(len), Some(kind), Some(msg_seq)) =
-            (ne_u32(rest, 0), ne_u16(rest, 4), ne_u32(rest, 8))
+        let (Some(len), Some(kind), Some(msg_seq)) = (ne_u32(rest, 0), ne_u16(rest, 4), ne_u32(rest, 8))
         else {
             return Err(invalid("truncated netlink header"));
         };
         let len = len as usize;
-        let payload = rest
-            .get(NLMSG_HDRLEN..len)
-            .ok_or_else(|| invalid("netlink message length out of bounds"))?;
+        let payload =
+            rest.get(NLMSG_HDRLEN..len).ok_or_else(|| invalid("netlink message length out of bounds"))?;
         rest = rest.get(align4(len)..).unwrap_or(&[]);
         if msg_seq != seq {
             continue;
@@ -239,13 +237,8 @@ fn parse_datagram(mut rest: &[u8], seq: u32, out: &mut Vec<TcpSocket>) -> io::Re
                 };
             }
             NLMSG_ERROR => {
-                let err =
-                    ne_u32(payload, 0).ok_or_else(|| invalid("truncated NLMSG_ERROR"))? as i32;
-                return if err == 0 {
-                    Ok(Flow::Done)
-                } else {
-                    Err(errno_error(err))
-                };
+                let err = ne_u32(payload, 0).ok_or_else(|| invalid("truncated NLMSG_ERROR"))? as i32;
+                return if err == 0 { Ok(Flow::Done) } else { Err(errno_error(err)) };
             }
             // NLMSG_NOOP, NLMSG_OVERRUN or anything new: nothing to decode.
             _ => {}
@@ -257,9 +250,8 @@ fn parse_datagram(mut rest: &[u8], seq: u32, out: &mut Vec<TcpSocket>) -> io::Re
 /// Decode one `struct inet_diag_msg` and its attributes. `Ok(None)` for a family other than
 /// `AF_INET`/`AF_INET6` (never sent for a TCP dump, skipped rather than trusted).
 fn parse_socket(payload: &[u8]) -> io::Result<Option<TcpSocket>> {
-    let m: &[u8; INET_DIAG_MSG_LEN] = payload
-        .first_chunk()
-        .ok_or_else(|| invalid("truncated inet_diag_msg"))?;
+    let m: &[u8; INET_DIAG_MSG_LEN] =
+        payload.first_chunk().ok_or_else(|| invalid("truncated inet_diag_msg"))?;
     let u32_at = |at: usize| u32::from_ne_bytes([m[at], m[at + 1], m[at + 2], m[at + 3]]);
     let addr_at = |at: usize| -> [u8; 16] {
         let mut a = [0u8; 16];
@@ -273,10 +265,7 @@ fn parse_socket(payload: &[u8]) -> io::Result<Option<TcpSocket>> {
             IpAddr::V4(Ipv4Addr::new(src[0], src[1], src[2], src[3])),
             IpAddr::V4(Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3])),
         ),
-        libc::AF_INET6 => (
-            IpAddr::V6(Ipv6Addr::from(src)),
-            IpAddr::V6(Ipv6Addr::from(dst)),
-        ),
+        libc::AF_INET6 => (IpAddr::V6(Ipv6Addr::from(src)), IpAddr::V6(Ipv6Addr::from(dst))),
         _ => return Ok(None),
     };
     let mut sock = TcpSocket {
@@ -326,13 +315,8 @@ impl DiagSocket {
     /// Create the socket in the calling thread's network namespace.
     fn open() -> io::Result<Self> {
         // SAFETY: socket(2) takes only integer arguments; it returns a new descriptor or -1.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_SOCK_DIAG,
-            )
-        };
+        let fd =
+            unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -363,10 +347,7 @@ impl DiagSocket {
                 return if n as usize == req.len() {
                     Ok(())
                 } else {
-                    Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "short netlink send",
-                    ))
+                    Err(io::Error::new(io::ErrorKind::WriteZero, "short netlink send"))
                 };
             }
             let err = io::Error::last_os_error();
@@ -383,21 +364,13 @@ impl DiagSocket {
             // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes; recv writes at
             // most that many bytes into it (MSG_TRUNC only changes the returned length).
             let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_TRUNC,
-                )
+                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC)
             };
             if n > 0 {
                 return Ok(n as usize);
             }
             if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "empty netlink datagram",
-                ));
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "empty netlink datagram"));
             }
             let err = io::Error::last_os_error();
             if err.kind() != io::ErrorKind::Interrupted {
@@ -466,18 +439,12 @@ mod tests {
                 let sa = libc::sockaddr_in {
                     sin_family: libc::AF_INET as libc::sa_family_t,
                     sin_port: a.port().to_be(),
-                    sin_addr: libc::in_addr {
-                        s_addr: u32::from_ne_bytes(a.ip().octets()),
-                    },
+                    sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
                     sin_zero: [0; 8],
                 };
                 // SAFETY: `sa` is a live sockaddr_in and its exact size is passed.
                 unsafe {
-                    libc::bind(
-                        raw,
-                        (&raw const sa).cast(),
-                        std::mem::size_of_val(&sa) as libc::socklen_t,
-                    )
+                    libc::bind(raw, (&raw const sa).cast(), std::mem::size_of_val(&sa) as libc::socklen_t)
                 }
             }
             SocketAddr::V6(a) => {
@@ -485,18 +452,12 @@ mod tests {
                     sin6_family: libc::AF_INET6 as libc::sa_family_t,
                     sin6_port: a.port().to_be(),
                     sin6_flowinfo: 0,
-                    sin6_addr: libc::in6_addr {
-                        s6_addr: a.ip().octets(),
-                    },
+                    sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
                     sin6_scope_id: 0,
                 };
                 // SAFETY: `sa` is a live sockaddr_in6 and its exact size is passed.
                 unsafe {
-                    libc::bind(
-                        raw,
-                        (&raw const sa).cast(),
-                        std::mem::size_of_val(&sa) as libc::socklen_t,
-                    )
+                    libc::bind(raw, (&raw const sa).cast(), std::mem::size_of_val(&sa) as libc::socklen_t)
                 }
             }
         };
@@ -542,9 +503,7 @@ mod tests {
     fn find(socks: &[TcpSocket], family: i32, addr: IpAddr, port: u16) -> Vec<TcpSocket> {
         socks
             .iter()
-            .filter(|s| {
-                i32::from(s.family) == family && s.local_addr == addr && s.local_port == port
-            })
+            .filter(|s| i32::from(s.family) == family && s.local_addr == addr && s.local_port == port)
             .copied()
             .collect()
     }
@@ -573,11 +532,7 @@ mod tests {
                 (SocketAddr::V6(a), _) => format!("[{}]{}:{port}", a.ip(), dev_suffix(dev)),
             };
             Expect {
-                family: if local.is_ipv4() {
-                    libc::AF_INET
-                } else {
-                    libc::AF_INET6
-                },
+                family: if local.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 },
                 listener,
                 ss_local,
                 v6only: if local.is_ipv6() { v6only } else { None },
@@ -597,10 +552,7 @@ mod tests {
         ];
         // Two connections the first listener never accepts: its accept queue holds 2.
         let target = expects[0].listener.local_addr().unwrap();
-        let _clients = [
-            TcpStream::connect(target).unwrap(),
-            TcpStream::connect(target).unwrap(),
-        ];
+        let _clients = [TcpStream::connect(target).unwrap(), TcpStream::connect(target).unwrap()];
 
         // The handshake's final ACK may still be in flight on loopback: poll briefly.
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -614,10 +566,7 @@ mod tests {
         };
         assert!(socks.iter().all(|s| s.state == TCP_LISTEN));
 
-        let ss = std::process::Command::new("ss")
-            .args(["-Hnlt"])
-            .output()
-            .expect("run ss");
+        let ss = std::process::Command::new("ss").args(["-Hnlt"]).output().expect("run ss");
         assert!(ss.status.success());
         let ss = String::from_utf8(ss.stdout).unwrap();
         let cgroup = own_cgroup2_id();
@@ -679,9 +628,9 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(2);
         let socks = loop {
             let socks = established();
-            let children = socks.iter().filter(|s| {
-                s.local_port == port && (s.peer_port == v4_port || s.peer_port == v6_port)
-            });
+            let children = socks
+                .iter()
+                .filter(|s| s.local_port == port && (s.peer_port == v4_port || s.peer_port == v6_port));
             if children.count() == 2 || Instant::now() > deadline {
                 break socks;
             }
@@ -707,20 +656,16 @@ mod tests {
         assert_eq!(c6.len(), 1, "{c6:?}");
         assert_eq!((c6[0].peer_addr, c6[0].peer_port), (lo6, port));
         assert_eq!(c6[0].inode, socket_inode(&v6_client));
-        let s6: Vec<_> = find(&socks, libc::AF_INET6, lo6, port)
-            .into_iter()
-            .filter(|s| s.peer_port == v6_port)
-            .collect();
+        let s6: Vec<_> =
+            find(&socks, libc::AF_INET6, lo6, port).into_iter().filter(|s| s.peer_port == v6_port).collect();
         assert_eq!(s6.len(), 1, "{s6:?}");
         assert_eq!(s6[0].peer_addr, lo6);
 
         // Once accepted, the server side gets the accepted socket's inode.
         let (accepted, from) = dual.accept().unwrap();
         let socks = established();
-        let mine: Vec<_> = socks
-            .iter()
-            .filter(|s| s.local_port == port && s.peer_port == from.port())
-            .collect();
+        let mine: Vec<_> =
+            socks.iter().filter(|s| s.local_port == port && s.peer_port == from.port()).collect();
         assert_eq!(mine.len(), 1);
         assert_eq!(mine[0].inode, socket_inode(&accepted));
     }
@@ -733,10 +678,7 @@ mod tests {
         let socks = dump_tcp(1 << TCP_ESTABLISHED).unwrap();
         assert!(!socks.iter().any(|s| s.inode == socket_inode(&l)));
         let all = dump_tcp(u32::MAX).unwrap();
-        assert!(
-            all.iter()
-                .any(|s| s.local_port == port && s.state == TCP_LISTEN)
-        );
+        assert!(all.iter().any(|s| s.local_port == port && s.state == TCP_LISTEN));
     }
 
     /// Many listeners in a private network namespace (unshare in a helper thread): the dump
@@ -767,10 +709,7 @@ mod tests {
             let got: HashSet<u64> = socks.iter().map(|s| s.inode).collect();
             assert_eq!(socks.len(), N);
             assert_eq!(got, want);
-            let v4 = socks
-                .iter()
-                .filter(|s| i32::from(s.family) == libc::AF_INET)
-                .count();
+            let v4 = socks.iter().filter(|s| i32::from(s.family) == libc::AF_INET).count();
             assert_eq!(v4, N / 2);
             let v6only = socks.iter().filter(|s| s.v6only == Some(true)).count();
             assert_eq!(v6only, N / 4);

@@ -18,11 +18,7 @@ use kql_engine::{Engine, KernelTable};
 
 /// Every kernel table, in the order `kql tables` lists them.
 pub fn tables() -> Vec<Arc<dyn KernelTable>> {
-    vec![
-        Arc::new(tcp_listeners::TcpListeners),
-        Arc::new(proc_fds::ProcFds),
-        Arc::new(processes::Processes),
-    ]
+    vec![Arc::new(tcp_listeners::TcpListeners), Arc::new(proc_fds::ProcFds), Arc::new(processes::Processes)]
 }
 
 /// An engine with every table, function and saved-query view of kql.

@@ -10,48 +10,30 @@ use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray, UInt32Array, U
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned};
+use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, TableSpec};
 use kql_sources::proc_scan::{FdKind, ProcFd, ScanFilter, scan_fds};
 
-const COLUMNS: &[Column] = &[
-    Column::new("pid", Int32, "process id (thread-group id)").key(),
-    Column::new("comm", Utf8, "process name, as ss -p shows it"),
-    Column::new("uid", UInt32, "real uid of the process"),
-    Column::new("fd", Int32, "file descriptor number"),
-    Column::new(
-        "kind",
-        Utf8,
-        "what the fd refers to: socket, file, pipe, anon or other",
-    ),
-    Column::new(
-        "target",
-        Utf8,
-        "what readlink(/proc/PID/fd/N) says, e.g. socket:[123]",
-    ),
-    Column::new(
-        "inode",
-        UInt64,
-        "socket inode when the fd is a socket, else NULL",
-    )
-    .nullable()
-    .key(),
-];
+const SPEC: TableSpec = TableSpec {
+    name: "proc_fds",
+    doc: "Open file descriptors of every process, one row per fd; join with tcp_listeners on inode.",
+    columns: &[
+        Column::new("pid", Int32, "process id (thread-group id)").key(),
+        Column::new("comm", Utf8, "process name, as ss -p shows it"),
+        Column::new("uid", UInt32, "real uid of the process"),
+        Column::new("fd", Int32, "file descriptor number"),
+        Column::new("kind", Utf8, "what the fd refers to: socket, file, pipe, anon or other"),
+        Column::new("target", Utf8, "what readlink(/proc/PID/fd/N) says, e.g. socket:[123]"),
+        Column::new("inode", UInt64, "socket inode when the fd is a socket, else NULL").nullable().key(),
+    ],
+};
 
 /// Open file descriptors, one row per (process, fd).
 #[derive(Debug)]
 pub struct ProcFds;
 
 impl KernelTable for ProcFds {
-    fn name(&self) -> &'static str {
-        "proc_fds"
-    }
-
-    fn doc(&self) -> &'static str {
-        "Open file descriptors of every process, one row per fd; join with tcp_listeners on inode."
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn spec(&self) -> &'static TableSpec {
+        &SPEC
     }
 
     fn source(&self) -> &'static str {
@@ -59,10 +41,7 @@ impl KernelTable for ProcFds {
     }
 
     fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
-        let filter = ScanFilter {
-            pids: request.keys.values("pid"),
-            inodes: request.keys.values("inode"),
-        };
+        let filter = ScanFilter { pids: request.keys.values("pid"), inodes: request.keys.values("inode") };
         let scan = scan_fds(&filter);
         let warnings = match scan.unreadable {
             0 => Vec::new(),
@@ -70,10 +49,7 @@ impl KernelTable for ProcFds {
                 "proc_fds: {n} file descriptors (or fd directories) could not be read (permission denied) and are missing"
             )],
         };
-        Ok(Scanned {
-            batch: to_batch(self, &scan.fds)?,
-            warnings,
-        })
+        Ok(Scanned { batch: to_batch(self, &scan.fds)?, warnings })
     }
 }
 
@@ -88,9 +64,7 @@ fn to_batch(table: &ProcFds, fds: &[ProcFd]) -> Result<RecordBatch> {
         Arc::new(StringArray::from_iter_values(fds.iter().map(|f| &*f.comm))),
         Arc::new(UInt32Array::from_iter_values(fds.iter().map(|f| f.uid))),
         Arc::new(Int32Array::from_iter_values(fds.iter().map(|f| f.fd))),
-        Arc::new(StringArray::from_iter_values(
-            fds.iter().map(|f| f.kind.as_str()),
-        )),
+        Arc::new(StringArray::from_iter_values(fds.iter().map(|f| f.kind.as_str()))),
         Arc::new(StringArray::from_iter_values(fds.iter().map(|f| &f.target))),
         Arc::new(UInt64Array::from_iter(fds.iter().map(socket_inode))),
     ];

@@ -7,53 +7,38 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Int32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt32Array,
-    UInt64Array,
+    ArrayRef, Int32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned};
+use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, TableSpec};
 use kql_sources::proc_scan::{ProcessInfo, scan_processes};
 
-const COLUMNS: &[Column] = &[
-    Column::new("pid", Int32, "process id (thread-group id)").key(),
-    Column::new("ppid", Int32, "parent process id"),
-    Column::new(
-        "comm",
-        Utf8,
-        "process name (/proc/PID/comm, at most 15 bytes)",
-    ),
-    Column::new(
-        "cmdline",
-        Utf8,
-        "command line, arguments separated by spaces; empty for kernel threads",
-    ),
-    Column::new("uid", UInt32, "real uid"),
-    Column::new("state", Utf8, "scheduler state letter: R, S, D, Z, T, I, …"),
-    Column::new("threads", Int64, "number of threads"),
-    Column::new("start_time", Timestamp, "when the process started"),
-    Column::new("netns", UInt64, "inode of the process's network namespace")
-        .nullable()
-        .key(),
-    Column::new("cgroup", Utf8, "cgroup v2 path").nullable(),
-];
+const SPEC: TableSpec = TableSpec {
+    name: "processes",
+    doc: "Processes (thread groups), one row each, with their network namespace and cgroup.",
+    columns: &[
+        Column::new("pid", Int32, "process id (thread-group id)").key(),
+        Column::new("ppid", Int32, "parent process id"),
+        Column::new("comm", Utf8, "process name (/proc/PID/comm, at most 15 bytes)"),
+        Column::new("cmdline", Utf8, "command line, arguments separated by spaces; empty for kernel threads"),
+        Column::new("uid", UInt32, "real uid"),
+        Column::new("state", Utf8, "scheduler state letter: R, S, D, Z, T, I, …"),
+        Column::new("threads", Int64, "number of threads"),
+        Column::new("start_time", Timestamp, "when the process started"),
+        Column::new("netns", UInt64, "inode of the process's network namespace").nullable().key(),
+        Column::new("cgroup", Utf8, "cgroup v2 path").nullable(),
+    ],
+};
 
 /// Processes, one row per thread group.
 #[derive(Debug)]
 pub struct Processes;
 
 impl KernelTable for Processes {
-    fn name(&self) -> &'static str {
-        "processes"
-    }
-
-    fn doc(&self) -> &'static str {
-        "Processes (thread groups), one row each, with their network namespace and cgroup."
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn spec(&self) -> &'static TableSpec {
+        &SPEC
     }
 
     fn source(&self) -> &'static str {
@@ -63,8 +48,7 @@ impl KernelTable for Processes {
     fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
         let mut scan = scan_processes(request.keys.values("pid").as_ref());
         if let Some(netns) = request.keys.values::<u64>("netns") {
-            scan.processes
-                .retain(|p| p.netns.is_some_and(|n| netns.contains(&n)));
+            scan.processes.retain(|p| p.netns.is_some_and(|n| netns.contains(&n)));
         }
         let warnings = match scan.unreadable {
             0 => Vec::new(),
@@ -72,10 +56,7 @@ impl KernelTable for Processes {
                 "processes: {n} processes could not be read (permission denied) and are missing"
             )],
         };
-        Ok(Scanned {
-            batch: to_batch(self, &scan.processes)?,
-            warnings,
-        })
+        Ok(Scanned { batch: to_batch(self, &scan.processes)?, warnings })
     }
 }
 
@@ -87,13 +68,10 @@ fn to_batch(table: &Processes, processes: &[ProcessInfo]) -> Result<RecordBatch>
         Arc::new(StringArray::from_iter_values(rows().map(|p| &p.comm))),
         Arc::new(StringArray::from_iter_values(rows().map(|p| &p.cmdline))),
         Arc::new(UInt32Array::from_iter_values(rows().map(|p| p.uid))),
-        Arc::new(StringArray::from_iter_values(
-            rows().map(|p| p.state.to_string()),
-        )),
+        Arc::new(StringArray::from_iter_values(rows().map(|p| p.state.to_string()))),
         Arc::new(Int64Array::from_iter_values(rows().map(|p| p.threads))),
         Arc::new(
-            TimestampNanosecondArray::from_iter_values(rows().map(|p| p.start_time_ns))
-                .with_timezone("UTC"),
+            TimestampNanosecondArray::from_iter_values(rows().map(|p| p.start_time_ns)).with_timezone("UTC"),
         ),
         Arc::new(UInt64Array::from_iter(rows().map(|p| p.netns))),
         Arc::new(StringArray::from_iter(rows().map(|p| p.cgroup.as_deref()))),

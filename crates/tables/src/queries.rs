@@ -62,11 +62,7 @@ mod tests {
     #[test]
     fn every_saved_query_is_named_after_its_file_and_described() {
         for &(file, sql) in super::embedded::SAVED {
-            assert_eq!(
-                super::header(sql, "name"),
-                Some(file),
-                "name header of {file}.sql"
-            );
+            assert_eq!(super::header(sql, "name"), Some(file), "name header of {file}.sql");
             assert!(
                 super::header(sql, "description").is_some_and(|d| !d.is_empty()),
                 "description header of {file}.sql"

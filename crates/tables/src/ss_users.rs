@@ -29,9 +29,7 @@ impl SsUsers {
     /// The function, ready to wrap in an `AggregateUDF`.
     pub fn new() -> Self {
         let inputs = vec![DataType::Utf8, DataType::Int32, DataType::Int32];
-        SsUsers {
-            signature: Signature::exact(inputs, Volatility::Immutable),
-        }
+        SsUsers { signature: Signature::exact(inputs, Volatility::Immutable) }
     }
 }
 
@@ -50,11 +48,7 @@ impl AggregateUDFImpl for SsUsers {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let item = Field::new_list_field(DataType::Utf8, true);
-        Ok(vec![Arc::new(Field::new(
-            format!("{}[owners]", args.name),
-            DataType::List(Arc::new(item)),
-            true,
-        ))])
+        Ok(vec![Arc::new(Field::new(format!("{}[owners]", args.name), DataType::List(Arc::new(item)), true))])
     }
 
     fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -90,11 +84,7 @@ impl Owner {
             return exec_err!("ss_users: bad state entry {text:?}");
         };
         match (pid.parse(), fd.parse()) {
-            (Ok(pid), Ok(fd)) => Ok(Owner {
-                pid,
-                fd,
-                comm: comm.to_string(),
-            }),
+            (Ok(pid), Ok(fd)) => Ok(Owner { pid, fd, comm: comm.to_string() }),
             _ => exec_err!("ss_users: bad state entry {text:?}"),
         }
     }
@@ -106,10 +96,8 @@ fn render(mut owners: Vec<Owner>) -> Option<String> {
         return None;
     }
     owners.sort_by_key(|o| std::cmp::Reverse((o.pid, o.fd)));
-    let users: Vec<String> = owners
-        .iter()
-        .map(|o| format!("(\"{}\",pid={},fd={})", o.comm, o.pid, o.fd))
-        .collect();
+    let users: Vec<String> =
+        owners.iter().map(|o| format!("(\"{}\",pid={},fd={})", o.comm, o.pid, o.fd)).collect();
     Some(format!("users:({})", users.join(",")))
 }
 
@@ -118,11 +106,8 @@ fn owners_of(values: &[ArrayRef]) -> Result<impl Iterator<Item = (usize, Option<
     let [comm, pid, fd] = values else {
         return exec_err!("ss_users takes (comm, pid, fd)");
     };
-    let (comm, pid, fd) = (
-        comm.as_string::<i32>(),
-        pid.as_primitive::<Int32Type>(),
-        fd.as_primitive::<Int32Type>(),
-    );
+    let (comm, pid, fd) =
+        (comm.as_string::<i32>(), pid.as_primitive::<Int32Type>(), fd.as_primitive::<Int32Type>());
     Ok((0..comm.len()).map(move |row| {
         let valid = comm.is_valid(row) && pid.is_valid(row) && fd.is_valid(row);
         let owner = valid.then(|| Owner {
@@ -145,12 +130,7 @@ fn states_of(states: &[ArrayRef]) -> Result<Vec<Vec<Owner>>> {
                 return Ok(Vec::new());
             }
             let entries = lists.value(row);
-            entries
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(Owner::decode)
-                .collect()
+            entries.as_string::<i32>().iter().flatten().map(Owner::decode).collect()
         })
         .collect()
 }
@@ -173,8 +153,7 @@ struct OwnersAccumulator(Vec<Owner>);
 
 impl Accumulator for OwnersAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.0
-            .extend(owners_of(values)?.filter_map(|(_, owner)| owner));
+        self.0.extend(owners_of(values)?.filter_map(|(_, owner)| owner));
         Ok(())
     }
 
@@ -187,10 +166,7 @@ impl Accumulator for OwnersAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![ScalarValue::try_from_array(
-            &state_array(std::slice::from_ref(&self.0)),
-            0,
-        )?])
+        Ok(vec![ScalarValue::try_from_array(&state_array(std::slice::from_ref(&self.0)), 0)?])
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
@@ -230,9 +206,7 @@ impl GroupsAccumulator for OwnersGroups {
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let groups = emit_to.take_needed(&mut self.0);
-        Ok(Arc::new(
-            groups.into_iter().map(render).collect::<StringArray>(),
-        ))
+        Ok(Arc::new(groups.into_iter().map(render).collect::<StringArray>()))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -258,21 +232,13 @@ impl GroupsAccumulator for OwnersGroups {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
         let rows: Vec<Vec<Owner>> = owners_of(values)?
-            .map(|(row, owner)| {
-                owner
-                    .filter(|_| selected(opt_filter, row))
-                    .into_iter()
-                    .collect()
-            })
+            .map(|(row, owner)| owner.filter(|_| selected(opt_filter, row)).into_iter().collect())
             .collect();
         Ok(vec![state_array(&rows)])
     }
 
     fn size(&self) -> usize {
-        self.0
-            .iter()
-            .map(|owners| size_of_owners(owners))
-            .sum::<usize>()
+        self.0.iter().map(|owners| size_of_owners(owners)).sum::<usize>()
             + self.0.capacity() * size_of::<Vec<Owner>>()
     }
 }
@@ -283,10 +249,7 @@ fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
 }
 
 fn size_of_owners(owners: &[Owner]) -> usize {
-    owners
-        .iter()
-        .map(|o| size_of::<Owner>() + o.comm.capacity())
-        .sum()
+    owners.iter().map(|o| size_of::<Owner>() + o.comm.capacity()).sum()
 }
 
 #[cfg(test)]
@@ -317,10 +280,7 @@ mod tests {
         merged.merge_batch(&state, &[0, 1, 2], 3).unwrap();
         let rendered = merged.evaluate(EmitTo::All).unwrap();
         let rendered = rendered.as_string::<i32>();
-        assert_eq!(
-            rendered.value(0),
-            r#"users:(("child",pid=11,fd=3),("parent",pid=10,fd=3))"#
-        );
+        assert_eq!(rendered.value(0), r#"users:(("child",pid=11,fd=3),("parent",pid=10,fd=3))"#);
         assert_eq!(rendered.value(1), r#"users:(("web "x"",pid=7,fd=4))"#);
         assert!(rendered.is_null(2), "a group without owners is NULL");
     }
@@ -328,14 +288,8 @@ mod tests {
     #[test]
     fn single_accumulator_agrees() {
         let mut one = OwnersAccumulator::default();
-        one.update_batch(&inputs(&[(Some("a"), 1, 9), (Some("a"), 1, 10)]))
-            .unwrap();
-        let state: Vec<ArrayRef> = one
-            .state()
-            .unwrap()
-            .iter()
-            .map(|s| s.to_array().unwrap())
-            .collect();
+        one.update_batch(&inputs(&[(Some("a"), 1, 9), (Some("a"), 1, 10)])).unwrap();
+        let state: Vec<ArrayRef> = one.state().unwrap().iter().map(|s| s.to_array().unwrap()).collect();
         let mut merged = OwnersAccumulator::default();
         merged.merge_batch(&state).unwrap();
         assert_eq!(

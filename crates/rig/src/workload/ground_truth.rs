@@ -64,19 +64,15 @@ pub fn write(dir: &Path, scenario: &Value, ours: &[i32]) -> Result<()> {
     for p in &processes {
         namespaces.entry(p.netns).or_default().push(p.pid);
     }
-    let our_namespaces: BTreeSet<u64> = processes
-        .iter()
-        .filter(|p| ours.contains(&p.pid))
-        .map(|p| p.netns)
-        .collect();
+    let our_namespaces: BTreeSet<u64> =
+        processes.iter().filter(|p| ours.contains(&p.pid)).map(|p| p.netns).collect();
     for (netns, pids) in &namespaces {
         let mut last_error = None;
         for pid in pids {
             match tcp_tables(*pid) {
                 Ok((tcp, tcp6)) => {
                     let netns_dir = dir.join("netns").join(netns.to_string());
-                    fs::create_dir_all(&netns_dir)
-                        .map_err(|e| rig_error!("{}: {e}", netns_dir.display()))?;
+                    fs::create_dir_all(&netns_dir).map_err(|e| rig_error!("{}: {e}", netns_dir.display()))?;
                     write_file(&netns_dir.join("tcp"), &tcp)?;
                     write_file(&netns_dir.join("tcp6"), &tcp6)?;
                     last_error = None;
@@ -125,11 +121,7 @@ fn scan_processes() -> Result<Vec<ProcEntry>> {
     let mut processes = Vec::new();
     for entry in fs::read_dir("/proc").map_err(|e| rig_error!("/proc: {e}"))? {
         let entry = entry.map_err(|e| rig_error!("/proc: {e}"))?;
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else {
             continue;
         };
         if let Ok(process) = read_process(pid) {
@@ -143,10 +135,7 @@ fn scan_processes() -> Result<Vec<ProcEntry>> {
 fn read_process(pid: i32) -> io::Result<ProcEntry> {
     let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?;
     // comm may hold any byte but NUL; keep the TSV well formed.
-    let comm = comm
-        .strip_suffix('\n')
-        .unwrap_or(&comm)
-        .replace(['\t', '\n'], " ");
+    let comm = comm.strip_suffix('\n').unwrap_or(&comm).replace(['\t', '\n'], " ");
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so split after the last `)`.
     let ppid = stat
@@ -155,12 +144,7 @@ fn read_process(pid: i32) -> io::Result<ProcEntry> {
         .and_then(|ppid| ppid.parse().ok())
         .ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat: no ppid in {stat:?}")))?;
     let netns = fs::metadata(format!("/proc/{pid}/ns/net"))?.ino();
-    Ok(ProcEntry {
-        pid,
-        ppid,
-        comm,
-        netns,
-    })
+    Ok(ProcEntry { pid, ppid, comm, netns })
 }
 
 /// `(fd, inode)` of every socket descriptor of `pid`.
@@ -168,11 +152,7 @@ fn socket_fds(pid: i32) -> io::Result<Vec<(i32, u64)>> {
     let mut fds = Vec::new();
     for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
         let entry = entry?;
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
+        let Some(fd) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else {
             continue;
         };
         let target = match fs::read_link(entry.path()) {
@@ -198,10 +178,7 @@ fn tcp_tables(pid: i32) -> io::Result<(Vec<u8>, Vec<u8>)> {
     let tcp = fs::read(format!("/proc/{pid}/net/tcp"))?;
     let tcp6 = match fs::read(format!("/proc/{pid}/net/tcp6")) {
         Ok(bytes) => bytes,
-        Err(e)
-            if e.kind() == io::ErrorKind::NotFound
-                && Path::new(&format!("/proc/{pid}")).exists() =>
-        {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && Path::new(&format!("/proc/{pid}")).exists() => {
             Vec::new()
         }
         Err(e) => return Err(e),

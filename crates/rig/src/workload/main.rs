@@ -68,10 +68,7 @@ fn fail(message: &str) -> ! {
         let path = share_dir.join("failed");
         let write = || -> io::Result<()> {
             use std::io::Write;
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
+            let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
             writeln!(file, "{message}")?;
             file.sync_all()
         };
@@ -106,11 +103,7 @@ fn run(scenario: &str, share_dir: &Path) -> Result<()> {
     sys::set_name("kqlw-main")?;
     // SAFETY: getppid(2) cannot fail.
     let ppid = unsafe { libc::getppid() };
-    let main = Proc {
-        name: "kqlw-main".into(),
-        pid: sys::getpid(),
-        ppid,
-    };
+    let main = Proc { name: "kqlw-main".into(), pid: sys::getpid(), ppid };
     let created = scenarios::run(scenario, main)?;
 
     let json = scenario_json(scenario, &created)?;
@@ -118,10 +111,7 @@ fn run(scenario: &str, share_dir: &Path) -> Result<()> {
     ground_truth::write(&truth_dir, &json, &ours)?;
 
     let seconds = start.elapsed().as_secs_f64();
-    ground_truth::write_file(
-        &share_dir.join("ready"),
-        format!("ready after {seconds:.3} s\n").as_bytes(),
-    )?;
+    ground_truth::write_file(&share_dir.join("ready"), format!("ready after {seconds:.3} s\n").as_bytes())?;
     // Best effort: 9p may not support fsync on a directory, and the file itself is synced.
     if let Ok(dir) = fs::File::open(share_dir) {
         let _ = dir.sync_all();
@@ -133,9 +123,7 @@ fn run(scenario: &str, share_dir: &Path) -> Result<()> {
 /// Inode of the network namespace of `pid`.
 fn netns_of(pid: i32) -> Result<u64> {
     let path = format!("/proc/{pid}/ns/net");
-    Ok(fs::metadata(&path)
-        .map_err(|e| rig_error!("{path}: {e}"))?
-        .ino())
+    Ok(fs::metadata(&path).map_err(|e| rig_error!("{path}: {e}"))?.ino())
 }
 
 fn family(addr: std::net::IpAddr) -> &'static str {
@@ -146,9 +134,7 @@ fn family(addr: std::net::IpAddr) -> &'static str {
 fn scenario_json(scenario: &str, created: &Created) -> Result<Value> {
     let mut processes = Vec::new();
     for p in &created.processes {
-        processes.push(
-            json!({ "name": p.name, "pid": p.pid, "ppid": p.ppid, "netns": netns_of(p.pid)? }),
-        );
+        processes.push(json!({ "name": p.name, "pid": p.pid, "ppid": p.ppid, "netns": netns_of(p.pid)? }));
     }
     let mut listeners = Vec::new();
     for l in &created.listeners {

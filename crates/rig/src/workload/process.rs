@@ -32,9 +32,7 @@ pub fn spawn(name: &str, body: impl FnOnce() -> Result<Value>) -> Result<Worker>
     let (read_end, write_end) = sys::pipe()?;
     let Some(pid) = sys::fork()? else {
         drop(read_end);
-        let outcome = sys::die_with_parent(parent)
-            .and_then(|()| sys::set_name(name))
-            .and_then(|()| body());
+        let outcome = sys::die_with_parent(parent).and_then(|()| sys::set_name(name)).and_then(|()| body());
         let (line, failed) = match outcome {
             Ok(report) => (json!({ "ok": report }), false),
             Err(error) => (json!({ "error": format!("{name}: {}", error.0) }), true),
@@ -48,17 +46,15 @@ pub fn spawn(name: &str, body: impl FnOnce() -> Result<Value>) -> Result<Worker>
         sys::pause_forever();
     };
     drop(write_end);
-    let line = read_line(read_end, REPORT_TIMEOUT)
-        .map_err(|e| rig_error!("worker {name:?} (pid {pid}): {e}"))?;
+    let line =
+        read_line(read_end, REPORT_TIMEOUT).map_err(|e| rig_error!("worker {name:?} (pid {pid}): {e}"))?;
     let message: Value = serde_json::from_str(&line)
         .map_err(|e| rig_error!("worker {name:?} (pid {pid}): bad report {line:?}: {e}"))?;
     if let Some(error) = message.get("error") {
         return Err(rig_error!("worker {}", error.as_str().unwrap_or("failed")));
     }
-    let report = message
-        .get("ok")
-        .cloned()
-        .ok_or_else(|| rig_error!("worker {name:?}: bad report {line:?}"))?;
+    let report =
+        message.get("ok").cloned().ok_or_else(|| rig_error!("worker {name:?}: bad report {line:?}"))?;
     Ok(Worker { pid, report })
 }
 
@@ -77,11 +73,7 @@ fn read_line(pipe: OwnedFd, timeout: Duration) -> Result<String> {
         if left.is_zero() {
             return Err(rig_error!("no report after {} s", timeout.as_secs()));
         }
-        let mut poll = libc::pollfd {
-            fd: file.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut poll = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let millis = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
         // SAFETY: poll is a live pollfd and the count passed is 1.
         let ready = unsafe { libc::poll(&mut poll, 1, millis) };

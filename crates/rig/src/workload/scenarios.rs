@@ -92,50 +92,30 @@ const LOOPBACK6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 const ANY6: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
 fn spec(addr: IpAddr, port: u16, backlog: u32) -> ListenSpec {
-    ListenSpec {
-        addr,
-        port,
-        backlog,
-        v6only: None,
-        reuseport: false,
-    }
+    ListenSpec { addr, port, backlog, v6only: None, reuseport: false }
 }
 
 /// Runs scenario `name` in the calling (main) process.
 pub fn run(name: &str, main: Proc) -> Result<Created> {
-    let mut created = Created {
-        processes: vec![main],
-        ..Created::default()
-    };
+    let mut created = Created { processes: vec![main], ..Created::default() };
     match name {
         "basic" => basic(&mut created)?,
         "many" => many(&mut created)?,
         "idle" => {}
         _ => {
-            return Err(rig_error!(
-                "unknown scenario {name:?} (expected basic, many or idle)"
-            ));
+            return Err(rig_error!("unknown scenario {name:?} (expected basic, many or idle)"));
         }
     }
     Ok(created)
 }
 
 fn basic(created: &mut Created) -> Result<()> {
-    let v6 = |addr, port, backlog, v6only| ListenSpec {
-        v6only,
-        ..spec(addr, port, backlog)
-    };
-    let reuseport = |port, backlog| ListenSpec {
-        reuseport: true,
-        ..spec(LOOPBACK4, port, backlog)
-    };
+    let v6 = |addr, port, backlog, v6only| ListenSpec { v6only, ..spec(addr, port, backlog) };
+    let reuseport = |port, backlog| ListenSpec { reuseport: true, ..spec(LOOPBACK4, port, backlog) };
     worker(
         created,
         "kqlw-alpha",
-        vec![
-            ("v4-loopback", spec(LOOPBACK4, 7001, 11)),
-            ("v4-any", spec(ANY4, 7002, 12)),
-        ],
+        vec![("v4-loopback", spec(LOOPBACK4, 7001, 11)), ("v4-any", spec(ANY4, 7002, 12))],
         Extra::None,
     )?;
     worker(
@@ -154,30 +134,10 @@ fn basic(created: &mut Created) -> Result<()> {
         vec![("shared", spec(LOOPBACK4, 7006, 16))],
         Extra::SharedWithKid("kqlw-gamma-kid"),
     )?;
-    worker(
-        created,
-        "kqlw-rp-a",
-        vec![("reuseport-a", reuseport(7007, 17))],
-        Extra::None,
-    )?;
-    worker(
-        created,
-        "kqlw-rp-b",
-        vec![("reuseport-b", reuseport(7007, 18))],
-        Extra::None,
-    )?;
-    worker(
-        created,
-        "kqlw-delta",
-        vec![("queued", spec(LOOPBACK4, 7008, 7))],
-        Extra::Queue(3),
-    )?;
-    worker(
-        created,
-        "kqlw-netns",
-        vec![("netns", spec(ANY4, 7009, 19))],
-        Extra::NewNetns,
-    )?;
+    worker(created, "kqlw-rp-a", vec![("reuseport-a", reuseport(7007, 17))], Extra::None)?;
+    worker(created, "kqlw-rp-b", vec![("reuseport-b", reuseport(7007, 18))], Extra::None)?;
+    worker(created, "kqlw-delta", vec![("queued", spec(LOOPBACK4, 7008, 7))], Extra::Queue(3))?;
+    worker(created, "kqlw-netns", vec![("netns", spec(ANY4, 7009, 19))], Extra::NewNetns)?;
     Ok(())
 }
 
@@ -188,25 +148,15 @@ fn many(created: &mut Created) -> Result<()> {
     let half = MANY_PORTS.start + MANY_PORTS.len() as u16 / 2;
     // Each worker holds half the listeners, plus stdio, pipes and some slack.
     sys::ensure_nofile(MANY_PORTS.len() as u64 / 2 + 64)?;
-    for (name, ports) in [
-        ("kqlw-many-a", MANY_PORTS.start..half),
-        ("kqlw-many-b", half..MANY_PORTS.end),
-    ] {
-        let specs = ports
-            .map(|port| ("many", spec(LOOPBACK4, port, 10 + u32::from(port) % 90)))
-            .collect();
+    for (name, ports) in [("kqlw-many-a", MANY_PORTS.start..half), ("kqlw-many-b", half..MANY_PORTS.end)] {
+        let specs = ports.map(|port| ("many", spec(LOOPBACK4, port, 10 + u32::from(port) % 90))).collect();
         worker(created, name, specs, Extra::None)?;
     }
     Ok(())
 }
 
 /// Forks worker `name`, which opens `listeners` and does `extra`, and records what it made.
-fn worker(
-    created: &mut Created,
-    name: &str,
-    listeners: Vec<(&str, ListenSpec)>,
-    extra: Extra,
-) -> Result<()> {
+fn worker(created: &mut Created, name: &str, listeners: Vec<(&str, ListenSpec)>, extra: Extra) -> Result<()> {
     let specs: Vec<ListenSpec> = listeners.iter().map(|(_, spec)| spec.clone()).collect();
     let queued = match extra {
         Extra::Queue(count) => count,
@@ -218,19 +168,15 @@ fn worker(
             sys::unshare_net()?;
             // Not needed for a listener on 0.0.0.0; nice to have for anyone connecting.
             if let Err(error) = sys::loopback_up() {
-                eprintln!(
-                    "kql-rig-workload: warning: {name}: lo stays down in the new netns: {error}"
-                );
+                eprintln!("kql-rig-workload: warning: {name}: lo stays down in the new netns: {error}");
             }
         }
         let mut opened = Vec::new();
         for spec in &specs {
             opened.push(sys::listen(spec)?);
         }
-        report["listeners"] = opened
-            .iter()
-            .map(|l| json!({ "inode": l.inode, "v6only": l.v6only }))
-            .collect();
+        report["listeners"] =
+            opened.iter().map(|l| json!({ "inode": l.inode, "v6only": l.v6only })).collect();
         match extra {
             Extra::SharedWithKid(kid_name) => {
                 let kid = process::spawn(kid_name, || Ok(json!({})))?;
@@ -259,25 +205,14 @@ fn worker(
         return Err(bad());
     }
     let main_pid = sys::getpid();
-    created.processes.push(Proc {
-        name: name.to_string(),
-        pid: worker.pid,
-        ppid: main_pid,
-    });
+    created.processes.push(Proc { name: name.to_string(), pid: worker.pid, ppid: main_pid });
     let mut pids = vec![worker.pid];
     if let Extra::SharedWithKid(kid_name) = extra {
         let kid = report["kid"].as_i64().ok_or_else(bad)? as i32;
-        created.processes.push(Proc {
-            name: kid_name.to_string(),
-            pid: kid,
-            ppid: worker.pid,
-        });
+        created.processes.push(Proc { name: kid_name.to_string(), pid: kid, ppid: worker.pid });
         pids.push(kid);
     }
-    let first_spec = listeners
-        .first()
-        .map(|(_, spec)| spec.clone())
-        .ok_or_else(bad)?;
+    let first_spec = listeners.first().map(|(_, spec)| spec.clone()).ok_or_else(bad)?;
     for (index, ((role, spec), opened)) in listeners.into_iter().zip(opened).enumerate() {
         created.listeners.push(ListenerRecord {
             role: role.to_string(),
@@ -315,9 +250,7 @@ fn wait_accept_queue(fd: libc::c_int, count: u32) -> Result<()> {
             return Ok(());
         }
         if queued > count || Instant::now() > deadline {
-            return Err(rig_error!(
-                "accept queue holds {queued} connections, expected {count}"
-            ));
+            return Err(rig_error!("accept queue holds {queued} connections, expected {count}"));
         }
         std::thread::sleep(Duration::from_millis(10));
     }

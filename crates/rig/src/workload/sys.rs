@@ -70,14 +70,12 @@ impl SockAddr {
 
     fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
         match self {
-            SockAddr::V4(sa) => (
-                (sa as *const libc::sockaddr_in).cast(),
-                mem::size_of_val(sa) as libc::socklen_t,
-            ),
-            SockAddr::V6(sa) => (
-                (sa as *const libc::sockaddr_in6).cast(),
-                mem::size_of_val(sa) as libc::socklen_t,
-            ),
+            SockAddr::V4(sa) => {
+                ((sa as *const libc::sockaddr_in).cast(), mem::size_of_val(sa) as libc::socklen_t)
+            }
+            SockAddr::V6(sa) => {
+                ((sa as *const libc::sockaddr_in6).cast(), mem::size_of_val(sa) as libc::socklen_t)
+            }
         }
     }
 }
@@ -120,8 +118,7 @@ fn get_int_option(fd: c_int, level: c_int, name: c_int, what: &str) -> Result<c_
     let mut value: c_int = 0;
     let mut len = mem::size_of::<c_int>() as libc::socklen_t;
     // SAFETY: value and len are live locals, len holds value's size.
-    let rc =
-        unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut c_int).cast(), &mut len) };
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut c_int).cast(), &mut len) };
     if rc != 0 {
         return Err(os_error(format_args!("getsockopt({what})")));
     }
@@ -170,14 +167,8 @@ pub fn listen(spec: &ListenSpec) -> Result<Listener> {
             .map_err(|e| rig_error!("{what}: {e}"))?;
     }
     if let Some(v6only) = spec.v6only {
-        set_int_option(
-            fd,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            v6only as c_int,
-            "IPV6_V6ONLY",
-        )
-        .map_err(|e| rig_error!("{what}: {e}"))?;
+        set_int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, v6only as c_int, "IPV6_V6ONLY")
+            .map_err(|e| rig_error!("{what}: {e}"))?;
     }
     let sa = SockAddr::new(spec.addr, spec.port);
     let (ptr, len) = sa.as_ptr();
@@ -187,10 +178,7 @@ pub fn listen(spec: &ListenSpec) -> Result<Listener> {
     }
     // SAFETY: listen(2) on a descriptor we own.
     if unsafe { libc::listen(fd, spec.backlog as c_int) } != 0 {
-        return Err(os_error(format_args!(
-            "{what}: listen(backlog {})",
-            spec.backlog
-        )));
+        return Err(os_error(format_args!("{what}: listen(backlog {})", spec.backlog)));
     }
     let (max_backlog, _) = listen_queue(fd).map_err(|e| rig_error!("{what}: {e}"))?;
     if max_backlog != spec.backlog {
@@ -257,15 +245,7 @@ pub fn set_name(name: &str) -> Result<()> {
     }
     let cname = CString::new(name).map_err(|_| rig_error!("process name `{name}` contains NUL"))?;
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; cname is live.
-    if unsafe {
-        libc::prctl(
-            libc::PR_SET_NAME,
-            cname.as_ptr() as libc::c_ulong,
-            NO_ARG,
-            NO_ARG,
-            NO_ARG,
-        )
-    } != 0
+    if unsafe { libc::prctl(libc::PR_SET_NAME, cname.as_ptr() as libc::c_ulong, NO_ARG, NO_ARG, NO_ARG) } != 0
     {
         return Err(os_error(format_args!("prctl(PR_SET_NAME, {name:?})")));
     }
@@ -276,15 +256,8 @@ pub fn set_name(name: &str) -> Result<()> {
 /// parent did not die already (its pid is `parent`).
 pub fn die_with_parent(parent: i32) -> Result<()> {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number; no memory is involved.
-    if unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            NO_ARG,
-            NO_ARG,
-            NO_ARG,
-        )
-    } != 0
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, NO_ARG, NO_ARG, NO_ARG) }
+        != 0
     {
         return Err(os_error("prctl(PR_SET_PDEATHSIG)"));
     }
@@ -351,10 +324,7 @@ pub fn ensure_nofile(needed: u64) -> Result<()> {
     if limit.rlim_cur >= needed {
         return Ok(());
     }
-    let wanted = libc::rlimit {
-        rlim_cur: needed,
-        rlim_max: limit.rlim_max.max(needed),
-    };
+    let wanted = libc::rlimit { rlim_cur: needed, rlim_max: limit.rlim_max.max(needed) };
     // SAFETY: wanted is a live rlimit.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } != 0 {
         return Err(os_error(format_args!(
