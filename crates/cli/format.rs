@@ -1,19 +1,25 @@
 //! Printing query results: an aligned table for people, CSV, JSON and NDJSON for programs.
 
 use std::io::Write;
+use std::sync::Arc;
 
+use arrow::array::{ArrayRef, AsArray, StringArray};
+use arrow::compute::cast;
 use arrow::csv::WriterBuilder as CsvWriterBuilder;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::json::WriterBuilder as JsonWriterBuilder;
 use arrow::json::writer::{JsonArray, LineDelimited};
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches_with_schema;
 
+/// Longest text the table format shows in one cell; csv and json keep every character.
+const MAX_CELL_CHARS: usize = 100;
+
 /// Output format of query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Aligned table with a header.
+    /// Aligned table with a header; text longer than 100 characters is cut with `…`.
     Table,
     /// Comma-separated values with a header line.
     Csv,
@@ -32,7 +38,8 @@ pub fn write(
 ) -> Result<(), ArrowError> {
     match format {
         Format::Table => {
-            let table = pretty_format_batches_with_schema(schema.clone(), batches)?;
+            let shortened = batches.iter().map(shorten_text).collect::<Result<Vec<_>, _>>()?;
+            let table = pretty_format_batches_with_schema(schema.clone(), &shortened)?;
             writeln!(out, "{table}")?;
         }
         Format::Csv => {
@@ -61,4 +68,29 @@ pub fn write(
     }
     out.flush()?;
     Ok(())
+}
+
+/// `batch` with every text cell longer than [`MAX_CELL_CHARS`] cut short with `…`.
+fn shorten_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                let text = cast(column, &DataType::Utf8)?;
+                let shortened: StringArray = text.as_string::<i32>().iter().map(|v| v.map(shorten)).collect();
+                Ok(Arc::new(shortened) as ArrayRef)
+            }
+            _ => Ok(Arc::clone(column)),
+        })
+        .collect::<Result<Vec<_>, ArrowError>>()?;
+    let names = batch.schema().fields().iter().map(|field| field.name().clone()).collect::<Vec<_>>();
+    RecordBatch::try_from_iter(names.into_iter().zip(columns))
+}
+
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_CELL_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
 }

@@ -42,6 +42,15 @@ fn formats_print_the_same_rows() {
 }
 
 #[test]
+fn the_table_format_cuts_long_text_and_csv_keeps_it() {
+    let sql = "select repeat('x', 150) as long";
+    let table = String::from_utf8(kql(&[sql]).stdout).unwrap();
+    assert!(table.contains(&format!("| {}… |", "x".repeat(100))), "{table}");
+    let csv = String::from_utf8(kql(&["--format", "csv", sql]).stdout).unwrap();
+    assert_eq!(csv, format!("long\n{}\n", "x".repeat(150)));
+}
+
+#[test]
 fn saved_queries_files_and_stdin_run() {
     let listed = String::from_utf8(kql(&["queries"]).stdout).unwrap();
     for name in ["ss-nlpt", "ss-nlpt-all", "lsof-i", "ps"] {
