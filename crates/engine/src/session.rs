@@ -15,7 +15,7 @@ use datafusion::error::Result;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::scan::KernelTableProvider;
-use crate::table::{KernelTable, table_schema};
+use crate::table::KernelTable;
 use crate::warnings::Warnings;
 
 /// Largest join build side whose keys are pushed into the probe-side scan as a set.
@@ -92,9 +92,4 @@ impl Engine {
         let schema = Arc::new(frame.schema().as_arrow().clone());
         Ok((schema, frame.collect().await?))
     }
-}
-
-/// Arrow schema of `table` (columns with their descriptions), for documentation.
-pub fn schema_of(table: &dyn KernelTable) -> SchemaRef {
-    table_schema(table)
 }
