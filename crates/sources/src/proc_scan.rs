@@ -149,6 +149,8 @@ pub struct FdScan {
     pub fds: Vec<ProcFd>,
     /// Number of fds, or whole fd directories, skipped because the kernel said `EACCES`/`EPERM`.
     pub unreadable: usize,
+    /// The processes those belong to, in pid order.
+    pub unreadable_pids: Vec<i32>,
 }
 
 /// Lists the open file descriptors of the processes selected by `filter`.
@@ -161,10 +163,13 @@ pub fn scan_fds(filter: &ScanFilter) -> FdScan {
     let per_process: Vec<(Vec<ProcFd>, usize)> =
         pids.par_iter().map(|&pid| scan_process_fds(pid, filter)).collect();
     let total = per_process.iter().map(|(rows, _)| rows.len()).sum();
-    let mut scan = FdScan { fds: Vec::with_capacity(total), unreadable: 0 };
-    for (rows, unreadable) in per_process {
+    let mut scan = FdScan { fds: Vec::with_capacity(total), ..FdScan::default() };
+    for (pid, (rows, unreadable)) in pids.into_iter().zip(per_process) {
         scan.fds.extend(rows);
-        scan.unreadable += unreadable;
+        if unreadable > 0 {
+            scan.unreadable += unreadable;
+            scan.unreadable_pids.push(pid);
+        }
     }
     scan
 }
@@ -895,6 +900,9 @@ mod tests {
         let scan = scan_fds(&only_pids(&[1]));
         if refused {
             assert!(scan.unreadable > 0);
+            assert_eq!(scan.unreadable_pids, [1]);
+        } else {
+            assert!(scan.unreadable_pids.is_empty());
         }
     }
 

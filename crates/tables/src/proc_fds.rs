@@ -46,10 +46,23 @@ impl KernelTable for ProcFds {
         let warnings = match scan.unreadable {
             0 => Vec::new(),
             n => vec![format!(
-                "proc_fds: {n} file descriptors (or fd directories) could not be read (permission denied) and are missing"
+                "proc_fds: permission denied for {n} fds or fd directories of {}; their rows are missing",
+                pid_list(&scan.unreadable_pids)
             )],
         };
         Ok(Scanned { batch: to_batch(self, &scan.fds)?, warnings })
+    }
+}
+
+/// `PID 1` or `3 processes (PIDs 1, 77, 90)`, with at most ten pids spelled out.
+fn pid_list(pids: &[i32]) -> String {
+    match pids {
+        [pid] => format!("PID {pid}"),
+        _ => {
+            let shown: Vec<String> = pids.iter().take(10).map(i32::to_string).collect();
+            let more = if pids.len() > 10 { ", …" } else { "" };
+            format!("{} processes (PIDs {}{more})", pids.len(), shown.join(", "))
+        }
     }
 }
 
