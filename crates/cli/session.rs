@@ -3,10 +3,8 @@
 
 use std::io::Write;
 
-use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::error::DataFusionError;
-use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use kql_engine::Engine;
 
@@ -45,7 +43,7 @@ impl Session {
             return Err(CliError::new("no SQL statement given".into()));
         }
         for statement in statements {
-            let result = self.runtime.block_on(self.run_statement(statement));
+            let result = self.runtime.block_on(self.engine.run_statement(statement));
             self.print_warnings();
             let (schema, batches) = result?;
             format::write(out, self.format, &schema, &batches)?;
@@ -57,17 +55,6 @@ impl Session {
     pub fn print(&self, batch: &RecordBatch, out: &mut dyn Write) -> Result<(), CliError> {
         format::write(out, self.format, &batch.schema(), std::slice::from_ref(batch))?;
         Ok(())
-    }
-
-    async fn run_statement(
-        &self,
-        statement: Statement,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>), DataFusionError> {
-        let context = self.engine.context();
-        let plan = context.state().statement_to_plan(statement).await?;
-        let frame = context.execute_logical_plan(plan).await?;
-        let schema = frame.schema().inner().clone();
-        Ok((schema, frame.collect().await?))
     }
 
     fn print_warnings(&self) {

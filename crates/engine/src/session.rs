@@ -12,7 +12,8 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement;
 
 use crate::scan::KernelTableProvider;
 use crate::table::KernelTable;
@@ -88,8 +89,18 @@ impl Engine {
 
     /// Plan and run one SQL statement, returning its schema and rows.
     pub async fn run(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let frame = self.context.sql(sql).await?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        Ok((schema, frame.collect().await?))
+        collect(self.context.sql(sql).await?).await
     }
+
+    /// Plan and run one parsed statement, returning its schema and rows.
+    pub async fn run_statement(&self, statement: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let plan = self.context.state().statement_to_plan(statement).await?;
+        collect(self.context.execute_logical_plan(plan).await?).await
+    }
+}
+
+/// The schema and every row of `frame`.
+async fn collect(frame: DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let schema = Arc::clone(frame.schema().inner());
+    Ok((schema, frame.collect().await?))
 }
