@@ -107,13 +107,12 @@ impl KernelScanExec {
 
     /// The request for the table's scan, with key constraints as the predicates stand now.
     fn request(&self) -> ScanRequest {
-        let all = self.table.spec().columns;
-        let keys: Vec<&str> = all.iter().filter(|c| c.key).map(|c| c.name).collect();
+        let keys: Vec<&str> = self.table.spec().columns.iter().filter(|c| c.key).map(|c| c.name).collect();
         let mut filter = KeyFilter::default();
         for predicate in &self.predicates {
             filter.and(KeyFilter::from_predicate(predicate, &keys));
         }
-        ScanRequest { keys: filter, columns: self.columns.iter().map(|&i| all[i].name).collect() }
+        ScanRequest { keys: filter }
     }
 
     async fn run(self) -> Result<RecordBatch> {

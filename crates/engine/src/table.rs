@@ -113,15 +113,6 @@ pub struct ScanRequest {
     /// Key-column constraints the rows must satisfy (a superset of the rows is fine: the
     /// engine still applies every predicate after the scan).
     pub keys: KeyFilter,
-    /// Names of the columns the query reads; a scan may skip work for the others.
-    pub columns: Vec<&'static str>,
-}
-
-impl ScanRequest {
-    /// Whether the query reads `column`.
-    pub fn wants(&self, column: &str) -> bool {
-        self.columns.contains(&column)
-    }
 }
 
 /// What a scan produced: rows, and warnings about what it had to skip.
