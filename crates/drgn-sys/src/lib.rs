@@ -313,6 +313,17 @@ unsafe extern "C" {
     ) -> *mut drgn_error;
     pub fn drgn_qualified_type_unaliased(qualified_type: drgn_qualified_type) -> drgn_qualified_type;
 
+    // Not in drgn.h: an internal helper of `libdrgn/helpers.h` (hidden visibility, but
+    // resolvable when linking the static library) behind drgn's `access_remote_vm()`: reads
+    // `count` bytes at `virt_addr` translated through the page table at `pgtable` (`mm->pgd`).
+    pub fn linux_helper_read_vm(
+        prog: *mut drgn_program,
+        pgtable: u64,
+        virt_addr: u64,
+        buf: *mut c_void,
+        count: usize,
+    ) -> *mut drgn_error;
+
     // elfutils (linked for libdrgn anyway): the build id of a file kql was given.
     pub fn elf_version(version: c_uint) -> c_uint;
     pub fn elf_begin(fd: c_int, cmd: c_int, reference: *mut Elf) -> *mut Elf;

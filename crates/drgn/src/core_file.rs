@@ -1,0 +1,98 @@
+//! Checks kql makes on files before libdrgn sees them: that a vmcore is whole (libdrgn would
+//! only fail later, at the first read past the end) and what build id a vmlinux has.
+
+use std::ffi::c_void;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use drgn_sys as sys;
+
+use crate::{Error, ErrorKind, Result};
+
+const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
+/// Signatures of the kdump formats libkdumpfile reads (compressed kdump, flattened, diskdump).
+const KDUMP_MAGICS: [&[u8]; 3] = [b"KDUMP   ", b"makedumpfile", b"DISKDUMP"];
+
+/// Fails unless `path` is a whole ELF vmcore or a file in a kdump format.
+pub fn check(path: &Path) -> Result<()> {
+    let file = File::open(path).map_err(|e| os_error(path, e))?;
+    let len = file.metadata().map_err(|e| os_error(path, e))?.len();
+    let mut header = [0u8; 64];
+    let got = file.read_at(&mut header, 0).map_err(|e| os_error(path, e))?;
+    if header[..got].starts_with(ELF_MAGIC) {
+        return check_elf_segments(path, &file, len, &header[..got]);
+    }
+    if KDUMP_MAGICS.iter().any(|magic| header[..got].starts_with(magic)) {
+        return Ok(());
+    }
+    Err(bad(format!("{} is not a vmcore: neither ELF nor a kdump format", path.display())))
+}
+
+/// Every `PT_LOAD` segment of a 64-bit little-endian ELF core must lie inside the file.
+fn check_elf_segments(path: &Path, file: &File, len: u64, header: &[u8]) -> Result<()> {
+    let truncated = || bad(format!("{} is truncated: its ELF header is incomplete", path.display()));
+    if header.len() < 64 || header[4] != 2 || header[5] != 1 {
+        return Err(if header.len() < 64 {
+            truncated()
+        } else {
+            bad(format!("{} is not a 64-bit little-endian ELF vmcore", path.display()))
+        });
+    }
+    let phoff = u64::from_le_bytes(header[0x20..0x28].try_into().expect("8 bytes"));
+    let phentsize = u64::from(u16::from_le_bytes([header[0x36], header[0x37]]));
+    let phnum = u64::from(u16::from_le_bytes([header[0x38], header[0x39]]));
+    let mut table = vec![0u8; (phentsize * phnum) as usize];
+    file.read_exact_at(&mut table, phoff).map_err(|_| truncated())?;
+    let needed = table
+        .chunks_exact(phentsize as usize)
+        .filter(|entry| entry.len() >= 0x28)
+        .map(|entry| {
+            let offset = u64::from_le_bytes(entry[0x08..0x10].try_into().expect("8 bytes"));
+            let file_size = u64::from_le_bytes(entry[0x20..0x28].try_into().expect("8 bytes"));
+            offset.saturating_add(file_size)
+        })
+        .max()
+        .unwrap_or(0);
+    if needed > len {
+        return Err(bad(format!(
+            "{} is truncated: its segments need {needed} bytes, the file has {len}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The GNU build id of an ELF file (hex), `None` if it has none.
+pub fn build_id(path: &Path) -> Result<Option<String>> {
+    let file = File::open(path).map_err(|e| os_error(path, e))?;
+    // SAFETY: elf_version must precede elf_begin; the descriptor stays open (owned by
+    // `file`) until elf_end; the build id bytes belong to the Elf handle and are copied out
+    // before elf_end releases it.
+    unsafe {
+        sys::elf_version(sys::EV_CURRENT);
+        let elf = sys::elf_begin(file.as_raw_fd(), sys::ELF_C_READ_MMAP, std::ptr::null_mut());
+        if elf.is_null() {
+            return Err(bad(format!("{} is not an ELF file", path.display())));
+        }
+        let mut bytes: *const c_void = std::ptr::null();
+        let len = sys::dwelf_elf_gnu_build_id(elf, &mut bytes);
+        let hex = (len > 0).then(|| {
+            std::slice::from_raw_parts(bytes.cast::<u8>(), len as usize)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        });
+        sys::elf_end(elf);
+        Ok(hex)
+    }
+}
+
+fn os_error(path: &Path, error: std::io::Error) -> Error {
+    Error::new(ErrorKind::Os, format!("{}: {error}", path.display()))
+}
+
+fn bad(message: String) -> Error {
+    Error::new(ErrorKind::BadData, message)
+}

@@ -1,0 +1,49 @@
+//! Control groups: a `struct cgroup`'s id and path, from its `struct kernfs_node`
+//! (`cgroup->kn`: `id`, `name`, and `parent` — `__parent` on kernels after 6.14).
+
+use kql_drgn::{Program, Result};
+
+use crate::Layout;
+
+/// Offsets to go from a `struct cgroup *` to its kernfs node's id, name and parent.
+pub struct CgroupIds {
+    kn: u64,
+    node: Layout,
+}
+
+impl CgroupIds {
+    /// Looks up `cgroup.kn` and `kernfs_node.{id,name,parent}`.
+    pub fn new(program: &Program) -> Result<CgroupIds> {
+        let kernfs_node = program.find_type("struct kernfs_node")?;
+        let parent = if kernfs_node.has_member("parent")? { "parent" } else { "__parent" };
+        Ok(CgroupIds {
+            kn: program.find_type("struct cgroup")?.offset_of("kn")? as u64,
+            node: Layout::new(program, "struct kernfs_node", &["id", "name", parent], &[])?,
+        })
+    }
+
+    /// `cgroup_id(cgrp)`, i.e. `cgrp->kn->id`; `None` without a kernfs node.
+    pub fn id(&self, program: &Program, cgroup: u64) -> Result<Option<u64>> {
+        match program.read_u64(cgroup + self.kn)? {
+            0 => Ok(None),
+            kn => Ok(Some(self.node.u64(&self.node.read(program, kn)?, 0)?)),
+        }
+    }
+
+    /// The cgroup's path from the root of its hierarchy, as `/proc/PID/cgroup` shows it.
+    pub fn path(&self, program: &Program, cgroup: u64) -> Result<String> {
+        let mut names = Vec::new();
+        let mut kn = program.read_u64(cgroup + self.kn)?;
+        while kn != 0 && names.len() < 4096 {
+            let bytes = self.node.read(program, kn)?;
+            let parent = self.node.u64(&bytes, 2)?;
+            if parent != 0 {
+                let name = self.node.u64(&bytes, 1)?;
+                names.push(crate::fs::read_c_string(program, name, 256)?);
+            }
+            kn = parent;
+        }
+        names.reverse();
+        Ok(format!("/{}", names.join("/")))
+    }
+}

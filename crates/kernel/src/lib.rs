@@ -1,0 +1,18 @@
+//! Walks of kernel data structures, in the spirit of drgn's `drgn.helpers.linux`: one module
+//! per subsystem, each function naming the kernel structures it reads. Everything goes through
+//! a [`kql_drgn::Program`]; nothing here knows about SQL.
+//!
+//! Speed rule: a struct that is visited many times (a `struct sock`, a `struct file`) is read
+//! with one `read_memory` of the span of the members needed, whose offsets ([`Layout`]s) are
+//! looked up once per walk; libdrgn's object API is used for one-off globals.
+//!
+//! Kernel-version differences are found by member and symbol existence, never by version.
+
+pub mod cgroup;
+pub mod fs;
+mod layout;
+pub mod list;
+pub mod net;
+pub mod sched;
+
+pub use layout::Layout;

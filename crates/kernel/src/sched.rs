@@ -1,0 +1,255 @@
+//! Tasks: every process (thread-group leader) of the kernel and its identity.
+//!
+//! Structures walked: `init_task.tasks` (the `struct list_head` chaining thread-group
+//! leaders, as `for_each_process()`); `struct task_struct` (one read of the members used);
+//! `real_cred->uid`, `real_parent->tgid`, `signal->nr_threads`, `nsproxy->net_ns->ns.inum`,
+//! `cgroups->dfl_cgrp` (`struct css_set`), `mm->{arg_start,arg_end,pgd}` for the command
+//! line (read through the task's page tables), and `tk_core.timekeeper` for the wall clock.
+
+use std::collections::HashMap;
+
+use kql_drgn::{Program, Result};
+
+use crate::Layout;
+use crate::cgroup::CgroupIds;
+use crate::list::list_nodes;
+
+/// `PF_KTHREAD` of `include/linux/sched.h`.
+const PF_KTHREAD: u64 = 0x0020_0000;
+/// `TASK_IDLE` = `TASK_UNINTERRUPTIBLE | TASK_NOLOAD`.
+const TASK_IDLE: u64 = 0x0402;
+/// `TASK_REPORT`: the state bits `/proc/PID/stat` reports.
+const TASK_REPORT: u64 = 0x7f;
+/// Letters of `task_state_array` by `fls()` of the reported state; `I` is `TASK_IDLE`.
+const STATE_LETTERS: [char; 8] = ['R', 'S', 'D', 'T', 't', 'X', 'Z', 'P'];
+/// The longest command line kql reads (`/proc/PID/cmdline` has no limit; ps cuts too).
+const MAX_CMDLINE: u64 = 4096;
+
+/// A process, as `/proc/PID/stat` and `status` would describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// Address of the leader's `struct task_struct`.
+    pub address: u64,
+    /// `tgid`: the process id.
+    pub pid: i32,
+    /// `real_parent->tgid` (0 for the children of the idle task, PIDs 1 and 2).
+    pub ppid: i32,
+    /// `comm`.
+    pub comm: String,
+    /// Arguments from the user stack (`mm->arg_start..arg_end`) joined by spaces; empty for
+    /// kernel threads or when the pages are not in memory.
+    pub cmdline: String,
+    /// `real_cred->uid`.
+    pub uid: u32,
+    /// State letter, as in `/proc/PID/stat`.
+    pub state: char,
+    /// `signal->nr_threads`.
+    pub threads: i64,
+    /// Start time, Unix epoch nanoseconds (`start_boottime` moved to the wall clock).
+    pub start_time_ns: i64,
+    /// `nsproxy->net_ns->ns.inum`; `None` for a task that is exiting.
+    pub netns: Option<u64>,
+    /// Path of the task's cgroup v2 (`cgroups->dfl_cgrp`).
+    pub cgroup: Option<String>,
+    /// `files`: its `struct files_struct`, 0 if none.
+    pub files: u64,
+}
+
+/// Member indexes of [`TaskWalker::task`].
+mod t {
+    pub const TGID: usize = 0;
+    pub const COMM: usize = 1;
+    pub const REAL_CRED: usize = 2;
+    pub const REAL_PARENT: usize = 3;
+    pub const STATE: usize = 4;
+    pub const EXIT_STATE: usize = 5;
+    pub const SIGNAL: usize = 6;
+    pub const NSPROXY: usize = 7;
+    pub const FILES: usize = 8;
+    pub const MM: usize = 9;
+    pub const START: usize = 10;
+    pub const CGROUPS: usize = 11;
+    pub const FLAGS: usize = 12;
+}
+
+/// Offsets for task walks, looked up once.
+pub struct TaskWalker {
+    task: Layout,
+    tasks: u64,
+    cred_uid: u64,
+    nr_threads: u64,
+    net_ns: u64,
+    net_inum: u64,
+    dfl_cgrp: u64,
+    mm: Layout,
+    boot_to_wall_ns: i64,
+    cgroups: CgroupIds,
+}
+
+/// Per-walk caches of what many tasks share.
+#[derive(Default)]
+pub struct TaskCaches {
+    uids: HashMap<u64, u32>,
+    netns: HashMap<u64, Option<u64>>,
+    cgroups: HashMap<u64, Option<String>>,
+}
+
+impl TaskWalker {
+    /// Looks up every offset the walk needs, and the boot time on the wall clock.
+    pub fn new(program: &Program) -> Result<TaskWalker> {
+        let task_struct = program.find_type("struct task_struct")?;
+        let state = if task_struct.has_member("__state")? { "__state" } else { "state" };
+        let start =
+            if task_struct.has_member("start_boottime")? { "start_boottime" } else { "real_start_time" };
+        let members = [
+            "tgid",
+            "comm",
+            "real_cred",
+            "real_parent",
+            state,
+            "exit_state",
+            "signal",
+            "nsproxy",
+            "files",
+            "mm",
+            start,
+            "cgroups",
+            "flags",
+        ];
+        Ok(TaskWalker {
+            task: Layout::new(program, "struct task_struct", &members, &["cgroups"])?,
+            tasks: task_struct.offset_of("tasks")? as u64,
+            cred_uid: program.find_type("struct cred")?.offset_of("uid")? as u64,
+            nr_threads: program.find_type("struct signal_struct")?.offset_of("nr_threads")? as u64,
+            net_ns: program.find_type("struct nsproxy")?.offset_of("net_ns")? as u64,
+            net_inum: program.find_type("struct net")?.offset_of("ns.inum")? as u64,
+            dfl_cgrp: program.find_type("struct css_set")?.offset_of("dfl_cgrp")? as u64,
+            mm: Layout::new(program, "struct mm_struct", &["arg_start", "arg_end", "pgd"], &[])?,
+            boot_to_wall_ns: boot_to_wall_ns(program)?,
+            cgroups: CgroupIds::new(program)?,
+        })
+    }
+
+    /// Addresses of every thread-group leader's `task_struct` (`for_each_process()`).
+    pub fn leaders(&self, program: &Program) -> Result<Vec<u64>> {
+        let head = program.object("init_task")?.member("tasks")?.address().unwrap_or(0);
+        Ok(list_nodes(program, head, "init_task.tasks")?.into_iter().map(|node| node - self.tasks).collect())
+    }
+
+    /// Reads the task at `address`.
+    pub fn read(&self, program: &Program, address: u64, caches: &mut TaskCaches) -> Result<Task> {
+        let bytes = self.task.read(program, address)?;
+        let get = |index| self.task.u64(&bytes, index);
+        let comm = self.task.field(t::COMM).map(|f| f.slice(&bytes)).transpose()?.unwrap_or_default();
+        let raw_state = get(t::STATE)?;
+        let mm = get(t::MM)?;
+        let kernel_thread = get(t::FLAGS)? & PF_KTHREAD != 0;
+        Ok(Task {
+            address,
+            pid: get(t::TGID)? as i32,
+            ppid: self.parent_tgid(program, get(t::REAL_PARENT)?)?,
+            comm: c_bytes(comm),
+            cmdline: if kernel_thread || mm == 0 { String::new() } else { self.cmdline(program, mm) },
+            uid: self.uid(program, get(t::REAL_CRED)?, caches)?,
+            state: state_letter(raw_state, get(t::EXIT_STATE)?),
+            threads: self.read_u32(program, get(t::SIGNAL)? + self.nr_threads)? as i32 as i64,
+            start_time_ns: get(t::START)? as i64 + self.boot_to_wall_ns,
+            netns: self.netns(program, get(t::NSPROXY)?, caches)?,
+            cgroup: self.cgroup(program, get(t::CGROUPS)?, caches)?,
+            files: get(t::FILES)?,
+        })
+    }
+
+    fn read_u32(&self, program: &Program, address: u64) -> Result<u32> {
+        let mut raw = [0; 4];
+        program.read_memory(address, &mut raw)?;
+        Ok(u32::from_le_bytes(raw))
+    }
+
+    fn parent_tgid(&self, program: &Program, parent: u64) -> Result<i32> {
+        let tgid = self.task.field(t::TGID).map(|f| f.offset as u64).unwrap_or(0);
+        Ok(self.read_u32(program, parent + tgid)? as i32)
+    }
+
+    fn uid(&self, program: &Program, cred: u64, caches: &mut TaskCaches) -> Result<u32> {
+        if let Some(&uid) = caches.uids.get(&cred) {
+            return Ok(uid);
+        }
+        let uid = self.read_u32(program, cred + self.cred_uid)?;
+        caches.uids.insert(cred, uid);
+        Ok(uid)
+    }
+
+    fn netns(&self, program: &Program, nsproxy: u64, caches: &mut TaskCaches) -> Result<Option<u64>> {
+        if nsproxy == 0 {
+            return Ok(None);
+        }
+        if let Some(&inode) = caches.netns.get(&nsproxy) {
+            return Ok(inode);
+        }
+        let net = program.read_u64(nsproxy + self.net_ns)?;
+        let inode = match net {
+            0 => None,
+            net => Some(u64::from(self.read_u32(program, net + self.net_inum)?)),
+        };
+        caches.netns.insert(nsproxy, inode);
+        Ok(inode)
+    }
+
+    fn cgroup(&self, program: &Program, css_set: u64, caches: &mut TaskCaches) -> Result<Option<String>> {
+        if css_set == 0 || self.task.field(t::CGROUPS).is_none() {
+            return Ok(None);
+        }
+        if let Some(path) = caches.cgroups.get(&css_set) {
+            return Ok(path.clone());
+        }
+        let path = match program.read_u64(css_set + self.dfl_cgrp)? {
+            0 => None,
+            cgroup => Some(self.cgroups.path(program, cgroup)?),
+        };
+        caches.cgroups.insert(css_set, path.clone());
+        Ok(path)
+    }
+
+    /// The command line from the process's own memory; empty if it is not resident.
+    fn cmdline(&self, program: &Program, mm: u64) -> String {
+        let read = || -> Result<String> {
+            let bytes = self.mm.read(program, mm)?;
+            let (start, end, pgd) =
+                (self.mm.u64(&bytes, 0)?, self.mm.u64(&bytes, 1)?, self.mm.u64(&bytes, 2)?);
+            let mut args = vec![0; end.saturating_sub(start).min(MAX_CMDLINE) as usize];
+            program.read_user_memory(pgd, start, &mut args)?;
+            let words: Vec<String> = args
+                .split(|&b| b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            Ok(words.join(" "))
+        };
+        read().unwrap_or_default()
+    }
+}
+
+/// `task_state_index()`: the letter `/proc/PID/stat` shows.
+fn state_letter(state: u64, exit_state: u64) -> char {
+    if state == TASK_IDLE {
+        return 'I';
+    }
+    let reported = (state | exit_state) & TASK_REPORT;
+    STATE_LETTERS[(64 - reported.leading_zeros()) as usize]
+}
+
+/// Nanoseconds to add to a `CLOCK_BOOTTIME` value to get the wall clock:
+/// `tk_core.timekeeper.offs_real - offs_boot` (both offsets from `CLOCK_MONOTONIC`).
+fn boot_to_wall_ns(program: &Program) -> Result<i64> {
+    let timekeeper = program.object("tk_core")?.member("timekeeper")?;
+    let offs_real = timekeeper.member("offs_real")?.read_signed()?;
+    let offs_boot = timekeeper.member("offs_boot")?.read_signed()?;
+    Ok(offs_real - offs_boot)
+}
+
+/// Text of a fixed-size `char[]` up to its first NUL.
+fn c_bytes(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
