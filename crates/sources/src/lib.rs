@@ -8,5 +8,6 @@
 //! The tables in `kql-tables` turn what these return into Arrow record batches.
 
 pub mod netns;
+pub mod proc_net_tcp;
 pub mod proc_scan;
 pub mod sock_diag;
