@@ -13,7 +13,7 @@ fn ss_nlpt(c: &mut Criterion) {
     let listeners: Vec<TcpListener> = (0..LISTENERS)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a benchmark listener"))
         .collect();
-    let engine = kql_tables::engine().expect("engine");
+    let engine = kql_tables::engine(&kql_tables::target::Target::host_sources()).expect("engine");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let rows = |engine: &Engine| {
         let (_, batches) = runtime.block_on(engine.run(SS_NLPT)).expect("ss-nlpt runs");

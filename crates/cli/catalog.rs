@@ -10,11 +10,13 @@ use arrow::record_batch::RecordBatch;
 use kql_engine::KernelTable;
 use kql_tables::functions::Function;
 
-/// `kql tables`: name, source and description of every table.
+/// `kql tables`: name, source on this target and description of every table.
 pub fn tables(tables: &[Arc<dyn KernelTable>]) -> Result<RecordBatch, ArrowError> {
+    let sources: Vec<String> =
+        tables.iter().map(|t| format!("{}: {}", t.source().kind.name(), t.source().doc)).collect();
     RecordBatch::try_from_iter([
         ("table", text(tables.iter().map(|t| t.spec().name))),
-        ("source", text(tables.iter().map(|t| t.source()))),
+        ("source", text(sources.iter().map(String::as_str))),
         ("description", text(tables.iter().map(|t| t.spec().doc))),
     ])
 }
@@ -37,11 +39,14 @@ pub fn reference(tables: &[Arc<dyn KernelTable>], functions: &[Function]) -> Str
     for table in tables {
         let _ = writeln!(
             md,
-            "### `{}`\n\n{} Source on the live host: {}.\n",
+            "### `{}`\n\n{}\n\nSources, preferred first:\n",
             table.spec().name,
-            table.spec().doc,
-            table.source()
+            table.spec().doc
         );
+        for source in table.spec().sources {
+            let _ = writeln!(md, "- `{}`: {}", source.kind.name(), source.doc);
+        }
+        md.push('\n');
         md.push_str("| column | type | description |\n|---|---|---|\n");
         for column in table.spec().columns {
             let mut notes = Vec::new();

@@ -19,7 +19,9 @@ use clap::{Parser, Subcommand};
 use crate::error::CliError;
 use crate::format::Format;
 use crate::session::Session;
+use kql_engine::SourceKind;
 use kql_tables::queries;
+use kql_tables::target::{Target, TargetOptions};
 
 /// SQL over live kernel objects: sockets, processes and their file descriptors as tables.
 #[derive(Debug, Parser)]
@@ -37,8 +39,44 @@ struct Cli {
     /// Output format of results.
     #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
     format: Format,
+    /// Inspect this vmcore (ELF or kdump) instead of the live kernel.
+    #[arg(long, value_name = "FILE", global = true, conflicts_with = "qmp")]
+    core: Option<PathBuf>,
+    /// Inspect the running QEMU guest behind this QMP socket (reads its RAM live).
+    #[arg(long, value_name = "SOCKET", global = true)]
+    qmp: Option<PathBuf>,
+    /// Debug info (vmlinux with DWARF) of the target's kernel, instead of libdrgn's search.
+    #[arg(long, value_name = "FILE", global = true)]
+    vmlinux: Option<PathBuf>,
+    /// Fill every table this source can fill with it: drgn (kernel memory), netlink or
+    /// procfs (this host only).
+    #[arg(long, value_enum, value_name = "SOURCE", global = true)]
+    source: Option<SourceArg>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// `--source` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SourceArg {
+    Drgn,
+    Netlink,
+    Procfs,
+}
+
+impl Cli {
+    fn target_options(&self) -> TargetOptions {
+        TargetOptions {
+            core: self.core.clone(),
+            qmp: self.qmp.clone(),
+            vmlinux: self.vmlinux.clone(),
+            source: self.source.map(|source| match source {
+                SourceArg::Drgn => SourceKind::Drgn,
+                SourceArg::Netlink => SourceKind::Netlink,
+                SourceArg::Procfs => SourceKind::Procfs,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,25 +123,30 @@ fn usage_error(error: &clap::Error) -> String {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
-    let session = Session::new(cli.format)?;
     let mut out = std::io::stdout().lock();
-    match cli.command {
-        Some(Command::Queries) => list_queries(&mut out),
+    match &cli.command {
+        Some(Command::Queries) => return list_queries(&mut out),
+        Some(Command::Reference) => {
+            let target = Target::host_sources();
+            let tables = kql_tables::tables(&target);
+            let functions = kql_tables::functions::functions(&target);
+            out.write_all(catalog::reference(&tables, &functions).as_bytes())?;
+            return Ok(());
+        }
+        _ => {}
+    }
+    let target = Target::open(&cli.target_options()).map_err(CliError::new)?;
+    let session = Session::new(cli.format, &target)?;
+    match &cli.command {
         Some(Command::Tables) => session.print(&catalog::tables(session.engine().tables())?, &mut out),
         Some(Command::Describe { table }) => {
             let table = session
                 .engine()
-                .table(&table)
+                .table(table)
                 .ok_or_else(|| CliError::new(format!("unknown table '{table}' (`kql tables` lists them)")))?;
             session.print(&catalog::describe(table.as_ref())?, &mut out)
         }
-        Some(Command::Reference) => {
-            let functions = kql_tables::functions::functions();
-            let reference = catalog::reference(session.engine().tables(), &functions);
-            out.write_all(reference.as_bytes())?;
-            Ok(())
-        }
-        None => run_input(&cli, &session, &mut out),
+        _ => run_input(&cli, &session, &mut out),
     }
 }
 

@@ -2,11 +2,13 @@
 //! split, run and printed, with scan warnings after each statement.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use kql_engine::Engine;
+use kql_tables::target::Target;
 
 use crate::error::CliError;
 use crate::format::{self, Format};
@@ -20,9 +22,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session over every kql table, printing in `format`.
-    pub fn new(format: Format) -> Result<Self, CliError> {
-        let engine = kql_tables::engine()?;
+    /// A session over every kql table of `target`, printing in `format`.
+    pub fn new(format: Format, target: &Arc<Target>) -> Result<Self, CliError> {
+        let engine = kql_tables::engine(target)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -15,5 +15,5 @@ pub mod warnings;
 
 pub use pushdown::KeyFilter;
 pub use session::Engine;
-pub use table::{Column, ColumnType, KernelTable, ScanRequest, Scanned, TableSpec};
+pub use table::{Column, ColumnType, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
 pub use warnings::Warnings;

@@ -143,7 +143,7 @@ impl DisplayAs for KernelScanExec {
             f,
             "KernelScanExec: table={}, source={}, columns=[{}]",
             self.table.spec().name,
-            self.table.source(),
+            self.table.source().kind.name(),
             names.join(", ")
         )?;
         if !self.predicates.is_empty() {

@@ -124,6 +124,42 @@ pub struct Scanned {
     pub warnings: Vec<String>,
 }
 
+/// The kinds of source that can fill a table; `--source` forces one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A walk of kernel memory with libdrgn: live kernel, vmcore or QEMU guest.
+    Drgn,
+    /// Netlink (`sock_diag`), on the live host.
+    Netlink,
+    /// `/proc`, on the live host.
+    Procfs,
+}
+
+impl SourceKind {
+    /// The name used on the command line and in `kql tables`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Drgn => "drgn",
+            SourceKind::Netlink => "netlink",
+            SourceKind::Procfs => "procfs",
+        }
+    }
+
+    /// Whether the source reads the machine kql runs on, whatever the target.
+    pub fn reads_this_host(self) -> bool {
+        self != SourceKind::Drgn
+    }
+}
+
+/// One way a table can be filled.
+#[derive(Debug)]
+pub struct Source {
+    /// Which kind of source.
+    pub kind: SourceKind,
+    /// What it reads, e.g. "netlink sock_diag dump, in each network namespace".
+    pub doc: &'static str,
+}
+
 /// What a table is, independent of the source that fills it.
 #[derive(Debug)]
 pub struct TableSpec {
@@ -133,14 +169,16 @@ pub struct TableSpec {
     pub doc: &'static str,
     /// The table's columns, in order.
     pub columns: &'static [Column],
+    /// Every source that can fill the table, preferred first.
+    pub sources: &'static [Source],
 }
 
 /// A table of kernel objects.
 pub trait KernelTable: Debug + Send + Sync {
     /// The table's name, description and columns.
     fn spec(&self) -> &'static TableSpec;
-    /// Which source fills the table on this target (e.g. "netlink sock_diag").
-    fn source(&self) -> &'static str;
+    /// The source that fills the table on this target.
+    fn source(&self) -> &'static Source;
     /// Read the rows. Runs on a blocking thread; may take as long as the kernel needs.
     fn scan(&self, request: &ScanRequest) -> Result<Scanned>;
 }

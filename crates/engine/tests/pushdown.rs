@@ -8,12 +8,15 @@ use datafusion::arrow::array::{ArrayRef, UInt64Array};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType, Engine, KernelTable, ScanRequest, Scanned, TableSpec};
+use kql_engine::{
+    Column, ColumnType, Engine, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec,
+};
 
 /// The key sets each scan of a table was narrowed to, in scan order.
 type Asked = Arc<Mutex<Vec<Option<HashSet<u64>>>>>;
 
 const COLUMNS: &[Column] = &[Column::new("n", ColumnType::UInt64, "a number").key()];
+const SOURCES: &[Source] = &[Source { kind: SourceKind::Procfs, doc: "numbers made in memory" }];
 
 /// A table of the numbers `1..=size` that records the `n` values each scan was narrowed to.
 #[derive(Debug)]
@@ -27,8 +30,8 @@ impl KernelTable for Numbers {
     fn spec(&self) -> &'static TableSpec {
         self.spec
     }
-    fn source(&self) -> &'static str {
-        "memory"
+    fn source(&self) -> &'static Source {
+        &SOURCES[0]
     }
     fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
         self.asked.lock().unwrap().push(request.keys.values::<u64>("n"));
@@ -44,7 +47,7 @@ fn engine(sizes: &[(&'static str, u64)]) -> (Engine, Vec<Asked>) {
         .iter()
         .zip(&asked)
         .map(|(&(name, size), asked)| {
-            let spec = TableSpec { name, doc: "numbers", columns: COLUMNS };
+            let spec = TableSpec { name, doc: "numbers", columns: COLUMNS, sources: SOURCES };
             Arc::new(Numbers { spec: Box::leak(Box::new(spec)), size, asked: Arc::clone(asked) })
                 as Arc<dyn KernelTable>
         })

@@ -101,7 +101,7 @@ impl FdKind {
     }
 
     /// Classifies a link text and extracts the inode of `socket:[N]` and `pipe:[N]` targets.
-    fn classify(link: &[u8]) -> (FdKind, Option<u64>) {
+    pub fn classify(link: &[u8]) -> (FdKind, Option<u64>) {
         if let Some(rest) = link.strip_prefix(b"socket:[") {
             (FdKind::Socket, parse_bracketed_inode(rest))
         } else if let Some(rest) = link.strip_prefix(b"pipe:[") {

@@ -8,6 +8,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udf};
 
 use crate::ss_users::SsUsers;
+use crate::target::Target;
 
 /// A scalar or aggregate SQL function.
 pub enum Udf {
@@ -25,9 +26,9 @@ pub struct Function {
     pub doc: &'static str,
 }
 
-/// Every function kql adds.
-pub fn functions() -> Vec<Function> {
-    vec![kql_netns(), ss_users()]
+/// Every function kql adds, answering for `target`.
+pub fn functions(target: &Target) -> Vec<Function> {
+    vec![kql_netns(target.own_netns()), ss_users()]
 }
 
 /// `ss_users(comm, pid, fd)`: the processes holding a socket, rendered as ss's Process column.
@@ -38,9 +39,9 @@ fn ss_users() -> Function {
     }
 }
 
-/// `kql_netns()`: inode of the network namespace kql runs in, which is the one `ss` shows.
-fn kql_netns() -> Function {
-    let inode = kql_sources::netns::current_netns_inode().ok();
+/// `kql_netns()`: inode of the network namespace kql runs in, which is the one `ss` shows;
+/// NULL for a whole-kernel walk, so saved queries show every namespace there.
+fn kql_netns(inode: Option<u64>) -> Function {
     let udf = create_udf(
         "kql_netns",
         vec![],
@@ -50,6 +51,6 @@ fn kql_netns() -> Function {
     );
     Function {
         udf: Udf::Scalar(udf),
-        doc: "kql_netns() → BIGINT UNSIGNED: inode of the network namespace kql runs in (the one `ss` shows); NULL when it cannot be read",
+        doc: "kql_netns() → BIGINT UNSIGNED: inode of the network namespace kql runs in (the one `ss` shows) when tables come from this host's netlink and procfs; NULL for a libdrgn walk (live, vmcore or guest), whose queries then span every namespace",
     }
 }

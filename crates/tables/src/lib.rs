@@ -1,14 +1,17 @@
 //! kql's kernel tables, one file each: its columns (with descriptions), its documentation and
 //! its scan. Adding a table means adding its file and one line to [`tables`].
 //!
+//! [`target`] says which kernel is inspected and which source fills each table there;
 //! [`functions`] holds the SQL functions kql adds for queries about the target itself;
-//! [`queries`] the saved queries, which are also views; [`engine`] puts all three together.
+//! [`queries`] the saved queries, which are also views; [`engine`] puts them all together.
 
 pub mod functions;
+mod kernel_walk;
 mod proc_fds;
 mod processes;
 pub mod queries;
 mod ss_users;
+pub mod target;
 mod tcp_listeners;
 
 use std::sync::Arc;
@@ -16,15 +19,21 @@ use std::sync::Arc;
 use datafusion::error::Result;
 use kql_engine::{Engine, KernelTable};
 
-/// Every kernel table, in the order `kql tables` lists them.
-pub fn tables() -> Vec<Arc<dyn KernelTable>> {
-    vec![Arc::new(tcp_listeners::TcpListeners), Arc::new(proc_fds::ProcFds), Arc::new(processes::Processes)]
+use crate::target::Target;
+
+/// Every kernel table on `target`, in the order `kql tables` lists them.
+pub fn tables(target: &Arc<Target>) -> Vec<Arc<dyn KernelTable>> {
+    vec![
+        Arc::new(tcp_listeners::TcpListeners::new(target)),
+        Arc::new(proc_fds::ProcFds::new(target)),
+        Arc::new(processes::Processes::new(target)),
+    ]
 }
 
-/// An engine with every table, function and saved-query view of kql.
-pub fn engine() -> Result<Engine> {
-    let engine = Engine::new(tables())?;
-    for function in functions::functions() {
+/// An engine over `target` with every table, function and saved-query view of kql.
+pub fn engine(target: &Arc<Target>) -> Result<Engine> {
+    let engine = Engine::new(tables(target))?;
+    for function in functions::functions(target) {
         match function.udf {
             functions::Udf::Scalar(udf) => engine.context().register_udf(udf),
             functions::Udf::Aggregate(udaf) => engine.context().register_udaf(udaf),

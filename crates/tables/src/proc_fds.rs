@@ -1,8 +1,10 @@
 //! `proc_fds`: open file descriptors of every process.
 //!
-//! Source on the live host: a parallel scan of `/proc/PID/fd` (one `readlink` per fd).
-//! Constraints on `pid` limit which processes are visited; constraints on `inode` (a
-//! `WHERE inode = …` or the listeners' inodes in a join) limit which rows are built.
+//! Sources: a libdrgn walk of every thread-group leader's fd table (`init_task.tasks` →
+//! `files->fdt`), which is the only meaningful source for a vmcore or a guest; on the live
+//! host, a parallel scan of `/proc/PID/fd` (one `readlink` per fd). Constraints on `pid`
+//! limit which processes are visited; constraints on `inode` (a `WHERE inode = …` or the
+//! listeners' inodes in a join) limit which rows are built.
 
 use std::sync::Arc;
 
@@ -10,8 +12,13 @@ use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray, UInt32Array, U
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, TableSpec};
+use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_kernel::fs::{FileCaches, FileWalker};
+use kql_kernel::sched::{TaskCaches, TaskWalker};
 use kql_sources::proc_scan::{FdKind, ProcFd, ScanFilter, scan_fds};
+
+use crate::kernel_walk::{self, Skipped};
+use crate::target::Target;
 
 const SPEC: TableSpec = TableSpec {
     name: "proc_fds",
@@ -25,33 +32,97 @@ const SPEC: TableSpec = TableSpec {
         Column::new("target", Utf8, "what readlink(/proc/PID/fd/N) says, e.g. socket:[123]"),
         Column::new("inode", UInt64, "socket inode when the fd is a socket, else NULL").nullable().key(),
     ],
+    sources: &[
+        Source {
+            kind: SourceKind::Drgn,
+            doc: "libdrgn walk of each process's fd table (files->fdt, open_fds)",
+        },
+        Source { kind: SourceKind::Procfs, doc: "procfs /proc/PID/fd, one readlink per fd" },
+    ],
 };
 
 /// Open file descriptors, one row per (process, fd).
 #[derive(Debug)]
-pub struct ProcFds;
+pub struct ProcFds {
+    target: Arc<Target>,
+    source: &'static Source,
+}
+
+impl ProcFds {
+    /// The table on `target`.
+    pub fn new(target: &Arc<Target>) -> Self {
+        ProcFds { target: Arc::clone(target), source: target.source_for(&SPEC) }
+    }
+}
 
 impl KernelTable for ProcFds {
     fn spec(&self) -> &'static TableSpec {
         &SPEC
     }
 
-    fn source(&self) -> &'static str {
-        "procfs /proc/PID/fd"
+    fn source(&self) -> &'static Source {
+        self.source
     }
 
     fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
         let filter = ScanFilter { pids: request.keys.values("pid"), inodes: request.keys.values("inode") };
-        let scan = scan_fds(&filter);
-        let warnings = match scan.unreadable {
-            0 => Vec::new(),
-            n => vec![format!(
-                "proc_fds: permission denied for {n} fds or fd directories of {}; their rows are missing",
-                pid_list(&scan.unreadable_pids)
-            )],
+        let (fds, warnings) = match self.source.kind {
+            SourceKind::Drgn => kernel_fds(&self.target, &filter)?,
+            _ => host_fds(&self.target, &filter),
         };
-        Ok(Scanned { batch: to_batch(self, &scan.fds)?, warnings })
+        Ok(Scanned { batch: to_batch(self, &fds)?, warnings })
     }
+}
+
+/// The fds of this host's processes, from /proc.
+fn host_fds(target: &Target, filter: &ScanFilter) -> (Vec<ProcFd>, Vec<String>) {
+    let scan = scan_fds(filter);
+    let mut warnings: Vec<String> = target.take_fallback_note().into_iter().collect();
+    if scan.unreadable > 0 {
+        warnings.push(format!(
+            "proc_fds: permission denied for {} fds or fd directories of {}; their rows are missing",
+            scan.unreadable,
+            pid_list(&scan.unreadable_pids)
+        ));
+    }
+    (scan.fds, warnings)
+}
+
+/// The fds of the kernel's processes, from their fd tables.
+fn kernel_fds(target: &Target, filter: &ScanFilter) -> Result<(Vec<ProcFd>, Vec<String>)> {
+    let program = target.kernel()?;
+    let tasks = TaskWalker::new(&program).map_err(kernel_walk::error)?;
+    let files = FileWalker::new(&program).map_err(kernel_walk::error)?;
+    let (mut task_caches, mut file_caches) = (TaskCaches::default(), FileCaches::default());
+    let mut skipped = Skipped::new("proc_fds");
+    let mut fds = Vec::new();
+    for leader in tasks.leaders(&program).map_err(kernel_walk::error)? {
+        let Some(task) = skipped.check(tasks.read(&program, leader, &mut task_caches)) else { continue };
+        if filter.pids.as_ref().is_some_and(|p| !p.contains(&task.pid)) {
+            continue;
+        }
+        let Some(open) = skipped.check(files.open_files(&program, task.files, &mut file_caches)) else {
+            continue;
+        };
+        let comm: Arc<str> = task.comm.into();
+        for file in open {
+            let (kind, inode) = FdKind::classify(file.target.as_bytes());
+            if filter.inodes.as_ref().is_some_and(|wanted| inode.is_none_or(|i| !wanted.contains(&i))) {
+                continue;
+            }
+            let fd = ProcFd {
+                pid: task.pid,
+                comm: Arc::clone(&comm),
+                uid: task.uid,
+                fd: file.fd,
+                kind,
+                target: file.target,
+                inode,
+            };
+            fds.push(fd);
+        }
+    }
+    Ok((fds, skipped.into_warnings()))
 }
 
 /// `PID 1` or `3 processes (PIDs 1, 77, 90)`, with at most ten pids spelled out.

@@ -1,9 +1,12 @@
-//! `processes`: every process (thread group) on the host.
+//! `processes`: every process (thread group) of the kernel.
 //!
-//! Source on the live host: `/proc/PID/{stat,status,cmdline,cgroup}` and the inode of
-//! `/proc/PID/ns/net`, scanned in parallel. Constraints on `pid` limit which processes are
-//! read; constraints on `netns` are applied as rows are built.
+//! Sources: a libdrgn walk of `init_task.tasks` (thread-group leaders) reading each
+//! `task_struct` with its credentials, namespaces, cgroup and command line (through the
+//! process's page tables); on the live host, `/proc/PID/{stat,status,cmdline,cgroup}` and
+//! the inode of `/proc/PID/ns/net`, scanned in parallel. Constraints on `pid` limit which
+//! processes are read; constraints on `netns` are applied as rows are built.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -12,8 +15,12 @@ use datafusion::arrow::array::{
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, TableSpec};
+use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_kernel::sched::{Task, TaskCaches, TaskWalker};
 use kql_sources::proc_scan::{ProcessInfo, scan_processes};
+
+use crate::kernel_walk::{self, Skipped};
+use crate::target::Target;
 
 const SPEC: TableSpec = TableSpec {
     name: "processes",
@@ -30,33 +37,88 @@ const SPEC: TableSpec = TableSpec {
         Column::new("netns", UInt64, "inode of the process's network namespace").nullable().key(),
         Column::new("cgroup", Utf8, "cgroup v2 path").nullable(),
     ],
+    sources: &[
+        Source { kind: SourceKind::Drgn, doc: "libdrgn walk of init_task.tasks, one read per task_struct" },
+        Source { kind: SourceKind::Procfs, doc: "procfs /proc/PID/{stat,status,cmdline,cgroup,ns/net}" },
+    ],
 };
 
 /// Processes, one row per thread group.
 #[derive(Debug)]
-pub struct Processes;
+pub struct Processes {
+    target: Arc<Target>,
+    source: &'static Source,
+}
+
+impl Processes {
+    /// The table on `target`.
+    pub fn new(target: &Arc<Target>) -> Self {
+        Processes { target: Arc::clone(target), source: target.source_for(&SPEC) }
+    }
+}
 
 impl KernelTable for Processes {
     fn spec(&self) -> &'static TableSpec {
         &SPEC
     }
 
-    fn source(&self) -> &'static str {
-        "procfs /proc/PID"
+    fn source(&self) -> &'static Source {
+        self.source
     }
 
     fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
-        let mut scan = scan_processes(request.keys.values("pid").as_ref());
-        if let Some(netns) = request.keys.values::<u64>("netns") {
-            scan.processes.retain(|p| p.netns.is_some_and(|n| netns.contains(&n)));
-        }
-        let warnings = match scan.unreadable {
-            0 => Vec::new(),
-            n => vec![format!(
-                "processes: {n} processes could not be read (permission denied) and are missing"
-            )],
+        let pids = request.keys.values::<i32>("pid");
+        let (mut processes, warnings) = match self.source.kind {
+            SourceKind::Drgn => kernel_processes(&self.target, pids.as_ref())?,
+            _ => host_processes(&self.target, pids.as_ref()),
         };
-        Ok(Scanned { batch: to_batch(self, &scan.processes)?, warnings })
+        if let Some(netns) = request.keys.values::<u64>("netns") {
+            processes.retain(|p| p.netns.is_some_and(|n| netns.contains(&n)));
+        }
+        Ok(Scanned { batch: to_batch(self, &processes)?, warnings })
+    }
+}
+
+fn host_processes(target: &Target, pids: Option<&HashSet<i32>>) -> (Vec<ProcessInfo>, Vec<String>) {
+    let scan = scan_processes(pids);
+    let mut warnings: Vec<String> = target.take_fallback_note().into_iter().collect();
+    if scan.unreadable > 0 {
+        warnings.push(format!(
+            "processes: {} processes could not be read (permission denied) and are missing",
+            scan.unreadable
+        ));
+    }
+    (scan.processes, warnings)
+}
+
+fn kernel_processes(target: &Target, pids: Option<&HashSet<i32>>) -> Result<(Vec<ProcessInfo>, Vec<String>)> {
+    let program = target.kernel()?;
+    let walker = TaskWalker::new(&program).map_err(kernel_walk::error)?;
+    let mut caches = TaskCaches::default();
+    let mut skipped = Skipped::new("processes");
+    let mut processes = Vec::new();
+    for leader in walker.leaders(&program).map_err(kernel_walk::error)? {
+        let Some(task) = skipped.check(walker.read(&program, leader, &mut caches)) else { continue };
+        if pids.is_none_or(|p| p.contains(&task.pid)) {
+            processes.push(process_info(task));
+        }
+    }
+    processes.sort_by_key(|p| p.pid);
+    Ok((processes, skipped.into_warnings()))
+}
+
+fn process_info(task: Task) -> ProcessInfo {
+    ProcessInfo {
+        pid: task.pid,
+        ppid: task.ppid,
+        comm: task.comm,
+        cmdline: task.cmdline,
+        uid: task.uid,
+        state: task.state,
+        threads: task.threads,
+        start_time_ns: task.start_time_ns,
+        netns: task.netns,
+        cgroup: task.cgroup,
     }
 }
 

@@ -1,20 +1,27 @@
-//! `tcp_listeners`: listening TCP sockets of every network namespace on the host.
+//! `tcp_listeners`: listening TCP sockets of every network namespace.
 //!
-//! Source on the live host: a netlink `sock_diag` dump of `TCP_LISTEN` sockets, run inside
-//! each network namespace in use (entered from a helper thread; kql itself never moves).
-//! Addresses are rendered as `ss` renders them. The kernel-walk source fills the same
-//! columns plus those marked "kernel walk only".
+//! Sources, in order of preference: a libdrgn walk of `tcp_hashinfo`'s listening hash (all
+//! namespaces at once; also fills the kernel-only columns); a netlink `sock_diag` dump of
+//! `TCP_LISTEN` sockets run inside each network namespace in use (entered from a helper
+//! thread; kql itself never moves); `/proc/net/tcp{,6}` read the same way, which lacks the
+//! backlog (`send_q` is NULL), the bound device, the cookie and the cgroup. Addresses are
+//! rendered as `ss` renders them.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array, UInt32Array, UInt64Array};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, TableSpec};
+use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_kernel::net::ListeningSocket;
 use kql_sources::netns::{self, NetNamespace};
+use kql_sources::proc_net_tcp;
 use kql_sources::sock_diag::{self, TCP_LISTEN, TcpSocket};
+
+use crate::target::Target;
 
 const SPEC: TableSpec = TableSpec {
     name: "tcp_listeners",
@@ -24,7 +31,12 @@ const SPEC: TableSpec = TableSpec {
         Column::new("family", Utf8, "address family: inet or inet6"),
         Column::new("state", Utf8, "TCP state, always LISTEN"),
         Column::new("recv_q", UInt32, "connections waiting in the accept queue (ss Recv-Q)"),
-        Column::new("send_q", UInt32, "accept-queue limit, the listen() backlog (ss Send-Q)"),
+        Column::new(
+            "send_q",
+            UInt32,
+            "accept-queue limit, the listen() backlog (ss Send-Q); NULL from procfs",
+        )
+        .nullable(),
         Column::new(
             "local_addr",
             Utf8,
@@ -38,61 +50,141 @@ const SPEC: TableSpec = TableSpec {
         Column::new("v6only", Boolean, "IPV6_V6ONLY of an inet6 socket; NULL for inet").nullable(),
         Column::new("bound_dev", Utf8, "interface set with SO_BINDTODEVICE, NULL if none").nullable(),
         Column::new("cgroup_id", UInt64, "cgroup v2 id of the socket's cgroup").nullable(),
-        Column::new("cookie", UInt64, "socket cookie (SO_COOKIE)").nullable(),
+        Column::new(
+            "cookie",
+            UInt64,
+            "socket cookie (SO_COOKIE); NULL until the kernel assigns one, and from procfs",
+        )
+        .nullable(),
         Column::new("sk_addr", UInt64, "kernel address of the struct sock (kernel walk only)").nullable(),
         Column::new("reuseport", Boolean, "SO_REUSEPORT is set (kernel walk only)").nullable(),
+    ],
+    sources: &[
+        Source {
+            kind: SourceKind::Drgn,
+            doc: "libdrgn walk of tcp_hashinfo's listening hash (lhash2, or listening_hash before 5.19), one read per struct sock",
+        },
+        Source { kind: SourceKind::Netlink, doc: "netlink sock_diag dump, in each network namespace" },
+        Source { kind: SourceKind::Procfs, doc: "/proc/net/tcp and tcp6, in each network namespace" },
     ],
 };
 
 /// Listening TCP sockets, one row per socket.
 #[derive(Debug)]
-pub struct TcpListeners;
+pub struct TcpListeners {
+    target: Arc<Target>,
+    source: &'static Source,
+}
+
+impl TcpListeners {
+    /// The table on `target`.
+    pub fn new(target: &Arc<Target>) -> Self {
+        TcpListeners { target: Arc::clone(target), source: target.source_for(&SPEC) }
+    }
+}
 
 impl KernelTable for TcpListeners {
     fn spec(&self) -> &'static TableSpec {
         &SPEC
     }
 
-    fn source(&self) -> &'static str {
-        "netlink sock_diag, in each network namespace"
+    fn source(&self) -> &'static Source {
+        self.source
     }
 
     fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
         let wanted = request.keys.values::<u64>("netns");
-        let mut rows = Vec::new();
         let mut warnings = Vec::new();
-        for ns in netns::network_namespaces() {
-            if wanted.as_ref().is_some_and(|w| !w.contains(&ns.inode)) {
-                continue;
+        let mut rows = match self.source.kind {
+            SourceKind::Drgn => kernel_listeners(&self.target)?,
+            kind => {
+                warnings.extend(self.target.take_fallback_note());
+                host_listeners(kind, wanted.as_ref(), &mut warnings)
             }
-            match dump_namespace(&ns) {
-                Ok(listeners) => rows.extend(listeners),
-                Err(e) => {
-                    warnings.push(format!("tcp_listeners: skipped network namespace {}: {e}", ns.inode))
-                }
-            }
-        }
+        };
         let ports = request.keys.values::<u16>("local_port");
         let inodes = request.keys.values::<u64>("inode");
         rows.retain(|row| {
-            ports.as_ref().is_none_or(|p| p.contains(&row.socket.local_port))
+            wanted.as_ref().is_none_or(|n| n.contains(&row.netns))
+                && ports.as_ref().is_none_or(|p| p.contains(&row.socket.local_port))
                 && inodes.as_ref().is_none_or(|i| i.contains(&row.socket.inode))
         });
         Ok(Scanned { batch: to_batch(self, &rows)?, warnings })
     }
 }
 
-/// One listener with the namespace it lives in and the name of its bound device.
+/// One listener with what only some sources know.
 struct Listener {
     netns: u64,
     socket: TcpSocket,
+    /// The listen() backlog, unknown to /proc/net/tcp.
+    send_q: Option<u32>,
     bound_dev: Option<String>,
+    sk_addr: Option<u64>,
+    reuseport: Option<bool>,
 }
 
-/// Every listener of `ns`, dumped from inside it.
-fn dump_namespace(ns: &NetNamespace) -> std::io::Result<Vec<Listener>> {
+/// Every listener of the kernel, from one walk of its listening hash.
+fn kernel_listeners(target: &Target) -> Result<Vec<Listener>> {
+    let program = target.kernel()?;
+    let sockets = kql_kernel::net::tcp_listeners(&program)
+        .map_err(|e| DataFusionError::Execution(format!("tcp_listeners: {e}")))?;
+    Ok(sockets.into_iter().map(kernel_row).collect())
+}
+
+fn kernel_row(sk: ListeningSocket) -> Listener {
+    let socket = TcpSocket {
+        family: sk.family as u8,
+        state: sk.state,
+        recv_q: sk.ack_backlog,
+        send_q: sk.max_ack_backlog,
+        local_addr: sk.local_addr,
+        local_port: sk.local_port,
+        peer_addr: sk.peer_addr,
+        peer_port: sk.peer_port,
+        inode: sk.inode,
+        uid: sk.uid,
+        bound_ifindex: 0,
+        v6only: sk.v6only,
+        cgroup_id: sk.cgroup_id,
+        cookie: sk.cookie.unwrap_or(0),
+    };
+    Listener {
+        netns: sk.netns,
+        send_q: Some(sk.max_ack_backlog),
+        socket,
+        bound_dev: sk.bound_dev,
+        sk_addr: Some(sk.address),
+        reuseport: Some(sk.reuseport),
+    }
+}
+
+/// Listeners of every wanted network namespace of this host, dumped from inside each.
+fn host_listeners(
+    kind: SourceKind,
+    wanted: Option<&HashSet<u64>>,
+    warnings: &mut Vec<String>,
+) -> Vec<Listener> {
+    let mut rows = Vec::new();
+    for ns in netns::network_namespaces() {
+        if wanted.is_some_and(|w| !w.contains(&ns.inode)) {
+            continue;
+        }
+        match dump_namespace(kind, &ns) {
+            Ok(listeners) => rows.extend(listeners),
+            Err(e) => warnings.push(format!("tcp_listeners: skipped network namespace {}: {e}", ns.inode)),
+        }
+    }
+    rows
+}
+
+/// Every listener of `ns`, read from inside it with netlink or /proc/net/tcp.
+fn dump_namespace(kind: SourceKind, ns: &NetNamespace) -> std::io::Result<Vec<Listener>> {
     let sockets = netns::run_in(ns, || {
-        let sockets = sock_diag::dump_tcp(1 << TCP_LISTEN)?;
+        let sockets = match kind {
+            SourceKind::Procfs => proc_net_tcp::read_tcp(1 << TCP_LISTEN)?,
+            _ => sock_diag::dump_tcp(1 << TCP_LISTEN)?,
+        };
         let named = sockets.into_iter().map(|socket| {
             let bound_dev = match socket.bound_ifindex {
                 0 => None,
@@ -102,9 +194,17 @@ fn dump_namespace(ns: &NetNamespace) -> std::io::Result<Vec<Listener>> {
         });
         Ok::<_, std::io::Error>(named.collect::<Vec<_>>())
     })??;
+    let send_q = |socket: &TcpSocket| (kind != SourceKind::Procfs).then_some(socket.send_q);
     Ok(sockets
         .into_iter()
-        .map(|(socket, bound_dev)| Listener { netns: ns.inode, socket, bound_dev })
+        .map(|(socket, bound_dev)| Listener {
+            netns: ns.inode,
+            send_q: send_q(&socket),
+            socket,
+            bound_dev,
+            sk_addr: None,
+            reuseport: None,
+        })
         .collect())
 }
 
@@ -128,7 +228,7 @@ fn to_batch(table: &TcpListeners, rows: &[Listener]) -> Result<RecordBatch> {
         )),
         Arc::new(StringArray::from_iter_values(sockets().map(|_| "LISTEN"))),
         Arc::new(UInt32Array::from_iter_values(sockets().map(|s| s.recv_q))),
-        Arc::new(UInt32Array::from_iter_values(sockets().map(|s| s.send_q))),
+        Arc::new(UInt32Array::from_iter(rows.iter().map(|r| r.send_q))),
         Arc::new(StringArray::from_iter_values(sockets().map(|s| ss_address(s.local_addr, v6only(s))))),
         Arc::new(UInt16Array::from_iter_values(sockets().map(|s| s.local_port))),
         Arc::new(StringArray::from_iter_values(sockets().map(|s| ss_address(s.peer_addr, v6only(s))))),
@@ -138,9 +238,9 @@ fn to_batch(table: &TcpListeners, rows: &[Listener]) -> Result<RecordBatch> {
         Arc::new(BooleanArray::from_iter(sockets().map(|s| s.v6only))),
         Arc::new(StringArray::from_iter(rows.iter().map(|r| r.bound_dev.as_deref()))),
         Arc::new(UInt64Array::from_iter(sockets().map(|s| s.cgroup_id))),
-        Arc::new(UInt64Array::from_iter(sockets().map(|s| Some(s.cookie)))),
-        Arc::new(UInt64Array::new_null(rows.len())),
-        Arc::new(BooleanArray::new_null(rows.len())),
+        Arc::new(UInt64Array::from_iter(sockets().map(|s| Some(s.cookie).filter(|&c| c != 0)))),
+        Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.sk_addr))),
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|r| r.reuseport))),
     ];
     Ok(RecordBatch::try_new(table_schema(table), columns)?)
 }
