@@ -64,9 +64,11 @@ fn check_elf_segments(path: &Path, file: &File, len: u64, header: &[u8]) -> Resu
     Ok(())
 }
 
-/// The GNU build id of an ELF file (hex), `None` if it has none.
+/// The GNU build id of an ELF file (hex), `None` if it has none; an error if the file is
+/// not ELF or is cut short (its section header table lies past its end).
 pub fn build_id(path: &Path) -> Result<Option<String>> {
     let file = File::open(path).map_err(|e| os_error(path, e))?;
+    check_elf_sections(path, &file)?;
     // SAFETY: elf_version must precede elf_begin; the descriptor stays open (owned by
     // `file`) until elf_end; the build id bytes belong to the Elf handle and are copied out
     // before elf_end releases it.
@@ -87,6 +89,30 @@ pub fn build_id(path: &Path) -> Result<Option<String>> {
         sys::elf_end(elf);
         Ok(hex)
     }
+}
+
+/// Fails unless `file` is a 64-bit little-endian ELF file whose section headers it holds.
+fn check_elf_sections(path: &Path, file: &File) -> Result<()> {
+    let len = file.metadata().map_err(|e| os_error(path, e))?.len();
+    let mut header = [0u8; 64];
+    let got = file.read_at(&mut header, 0).map_err(|e| os_error(path, e))?;
+    if !header[..got].starts_with(ELF_MAGIC) {
+        return Err(bad(format!("{} is not an ELF file", path.display())));
+    }
+    if got < 64 {
+        return Err(bad(format!("{} is truncated: its ELF header is incomplete", path.display())));
+    }
+    let shoff = u64::from_le_bytes(header[0x28..0x30].try_into().expect("8 bytes"));
+    let shentsize = u64::from(u16::from_le_bytes([header[0x3a], header[0x3b]]));
+    let shnum = u64::from(u16::from_le_bytes([header[0x3c], header[0x3d]]));
+    let needed = shoff.saturating_add(shentsize * shnum);
+    if needed > len {
+        return Err(bad(format!(
+            "{} is truncated: it needs {needed} bytes, the file has {len}",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn os_error(path: &Path, error: std::io::Error) -> Error {

@@ -113,9 +113,8 @@ impl Program {
         match self.kernel_build_id() {
             Some(KernelDebugFile::Loaded) => Ok(()),
             Some(KernelDebugFile::Wanted(kernel_id)) => Err(self.missing_debug_info(debug_info, &kernel_id)),
-            None => {
-                Err(Error::new(ErrorKind::MissingDebugInfo, "libdrgn found no kernel image in the target"))
-            }
+            // libdrgn gives up before looking at the kernel when no given file is usable.
+            None => Err(self.missing_debug_info(debug_info, "")),
         }
     }
 
@@ -156,7 +155,7 @@ impl Program {
     fn missing_debug_info(&self, debug_info: DebugInfo, kernel_id: &str) -> Error {
         let release = self.kernel_release().unwrap_or_else(|_| "?".into());
         let kernel = match kernel_id {
-            "" => format!("kernel {release} (no build id in the target)"),
+            "" => format!("kernel {release}"),
             id => format!("kernel {release} (build id {id})"),
         };
         let message = match debug_info {
