@@ -4,6 +4,7 @@
 //! own listeners (port 2024) and PID 1 are never touched.
 
 mod cli;
+mod guests;
 mod netns;
 mod procfs_tables;
 mod readme;
