@@ -10,13 +10,12 @@ use arrow::record_batch::RecordBatch;
 use kql_engine::KernelTable;
 use kql_tables::functions::Function;
 
-/// `kql tables`: name, source on this target and description of every table.
+/// `kql tables`: name, source on this target (and what it reads), description of every table.
 pub fn tables(tables: &[Arc<dyn KernelTable>]) -> Result<RecordBatch, ArrowError> {
-    let sources: Vec<String> =
-        tables.iter().map(|t| format!("{}: {}", t.source().kind.name(), t.source().doc)).collect();
     RecordBatch::try_from_iter([
         ("table", text(tables.iter().map(|t| t.spec().name))),
-        ("source", text(sources.iter().map(String::as_str))),
+        ("source", text(tables.iter().map(|t| t.source().kind.name()))),
+        ("reads", text(tables.iter().map(|t| t.source().doc))),
         ("description", text(tables.iter().map(|t| t.spec().doc))),
     ])
 }

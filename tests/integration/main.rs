@@ -8,5 +8,6 @@ mod guests;
 mod netns;
 mod procfs_tables;
 mod readme;
+mod sources;
 mod ss_nlpt;
 mod support;

@@ -196,6 +196,11 @@ impl Holder {
         let child = command.spawn().expect("spawn holder");
         let holder = Holder { child, _dir: dir };
         holder.wait_until(|| comm(holder.pid()).as_deref() == Some(&name[..name.len().min(15)]));
+        // Settled: the shell blocks reading its stdin pipe, its fds no longer change.
+        holder.wait_until(|| {
+            std::fs::read_to_string(format!("/proc/{}/syscall", holder.pid()))
+                .is_ok_and(|s| s.starts_with("0 "))
+        });
         if forks {
             holder.wait_until(|| holder.children().iter().any(|&c| comm(c).as_deref() == Some("sleep")));
         }

@@ -246,6 +246,20 @@ impl Program {
         })
     }
 
+    /// Reads `buf.len()` bytes of physical memory at `address` in one read.
+    pub fn read_physical_memory(&self, address: u64, buf: &mut [u8]) -> Result<()> {
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes for the duration of the call.
+        Error::check(unsafe {
+            sys::drgn_program_read_memory(
+                self.raw.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                address,
+                buf.len(),
+                true,
+            )
+        })
+    }
+
     /// Reads `buf.len()` bytes of a process's memory at `address`, translated through the page
     /// table `pgd` (`task->mm->pgd`): drgn's `access_remote_vm()`.
     pub fn read_user_memory(&self, pgd: u64, address: u64, buf: &mut [u8]) -> Result<()> {

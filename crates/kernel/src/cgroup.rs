@@ -3,6 +3,8 @@
 
 use kql_drgn::{Program, Result};
 
+use crate::Memory;
+
 use crate::Layout;
 
 /// Offsets to go from a `struct cgroup *` to its kernfs node's id, name and parent.
@@ -23,23 +25,23 @@ impl CgroupIds {
     }
 
     /// `cgroup_id(cgrp)`, i.e. `cgrp->kn->id`; `None` without a kernfs node.
-    pub fn id(&self, program: &Program, cgroup: u64) -> Result<Option<u64>> {
-        match program.read_u64(cgroup + self.kn)? {
+    pub fn id(&self, mem: &Memory, cgroup: u64) -> Result<Option<u64>> {
+        match mem.read_u64(cgroup + self.kn)? {
             0 => Ok(None),
-            kn => Ok(Some(self.node.u64(&self.node.read(program, kn)?, 0)?)),
+            kn => Ok(Some(self.node.u64(&self.node.read(mem, kn)?, 0)?)),
         }
     }
 
     /// The cgroup's path from the root of its hierarchy, as `/proc/PID/cgroup` shows it.
-    pub fn path(&self, program: &Program, cgroup: u64) -> Result<String> {
+    pub fn path(&self, mem: &Memory, cgroup: u64) -> Result<String> {
         let mut names = Vec::new();
-        let mut kn = program.read_u64(cgroup + self.kn)?;
+        let mut kn = mem.read_u64(cgroup + self.kn)?;
         while kn != 0 && names.len() < 4096 {
-            let bytes = self.node.read(program, kn)?;
+            let bytes = self.node.read(mem, kn)?;
             let parent = self.node.u64(&bytes, 2)?;
             if parent != 0 {
                 let name = self.node.u64(&bytes, 1)?;
-                names.push(crate::fs::read_c_string(program, name, 256)?);
+                names.push(crate::fs::read_c_string(mem, name, 256)?);
             }
             kn = parent;
         }

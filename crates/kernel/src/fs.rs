@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use kql_drgn::{Error, ErrorKind, Program, Result};
 
-use crate::Layout;
+use crate::{Layout, Memory};
 
 /// The most fds kql believes a task can have (`fs.nr_open` is at most 2^30; real tables are
 /// far smaller); a larger `max_fds` means a corrupt or changing table.
@@ -72,17 +72,12 @@ impl FileWalker {
     }
 
     /// The open files of the `struct files_struct` at `files` (a task's `files`), by fd.
-    pub fn open_files(
-        &self,
-        program: &Program,
-        files: u64,
-        caches: &mut FileCaches,
-    ) -> Result<Vec<OpenFile>> {
+    pub fn open_files(&self, mem: &Memory, files: u64, caches: &mut FileCaches) -> Result<Vec<OpenFile>> {
         if files == 0 {
             return Ok(Vec::new());
         }
-        let fdt = program.read_u64(files + self.files_fdt)?;
-        let table = self.fdtable.read(program, fdt)?;
+        let fdt = mem.read_u64(files + self.files_fdt)?;
+        let table = self.fdtable.read(mem, fdt)?;
         let max_fds = self.fdtable.u64(&table, 0)? & 0xffff_ffff;
         if max_fds > MAX_FDS {
             return Err(Error::new(
@@ -90,25 +85,25 @@ impl FileWalker {
                 format!("fdtable at {fdt:#x}: max_fds {max_fds} is implausible"),
             ));
         }
-        let open = self.open_fds(program, self.fdtable.u64(&table, 2)?, max_fds)?;
+        let open = self.open_fds(mem, self.fdtable.u64(&table, 2)?, max_fds)?;
         let Some(&highest) = open.last() else { return Ok(Vec::new()) };
         let mut pointers = vec![0u8; (highest as usize + 1) * 8];
-        program.read_memory(self.fdtable.u64(&table, 1)?, &mut pointers)?;
+        mem.read(self.fdtable.u64(&table, 1)?, &mut pointers)?;
         let mut result = Vec::with_capacity(open.len());
         for fd in open {
             let at = fd as usize * 8;
             let file = u64::from_le_bytes(pointers[at..at + 8].try_into().expect("8 bytes"));
             if file != 0 {
-                result.push(self.read_file(program, fd as i32, file, caches)?);
+                result.push(self.read_file(mem, fd as i32, file, caches)?);
             }
         }
         Ok(result)
     }
 
     /// The set bits of the `open_fds` bitmap, in increasing order.
-    fn open_fds(&self, program: &Program, bitmap: u64, max_fds: u64) -> Result<Vec<u64>> {
+    fn open_fds(&self, mem: &Memory, bitmap: u64, max_fds: u64) -> Result<Vec<u64>> {
         let mut words = vec![0u8; max_fds.div_ceil(64) as usize * 8];
-        program.read_memory(bitmap, &mut words)?;
+        mem.read(bitmap, &mut words)?;
         let mut open = Vec::new();
         for (index, word) in words.chunks_exact(8).enumerate() {
             let mut bits = u64::from_le_bytes(word.try_into().expect("8 bytes"));
@@ -120,48 +115,48 @@ impl FileWalker {
         Ok(open)
     }
 
-    fn read_file(&self, program: &Program, fd: i32, file: u64, caches: &mut FileCaches) -> Result<OpenFile> {
-        let bytes = self.file.read(program, file)?;
+    fn read_file(&self, mem: &Memory, fd: i32, file: u64, caches: &mut FileCaches) -> Result<OpenFile> {
+        let bytes = self.file.read(mem, file)?;
         let (inode_address, mnt, dentry) =
             (self.file.u64(&bytes, 0)?, self.file.u64(&bytes, 1)?, self.file.u64(&bytes, 2)?);
-        let inode = self.inode.read(program, inode_address)?;
+        let inode = self.inode.read(mem, inode_address)?;
         let (mode, ino) = (self.inode.u64(&inode, 0)? as u32, self.inode.u64(&inode, 1)?);
-        let fstype = self.fstype(program, self.inode.u64(&inode, 2)?, caches)?;
+        let fstype = self.fstype(mem, self.inode.u64(&inode, 2)?, caches)?;
         let target = match fstype.as_str() {
             "sockfs" => format!("socket:[{ino}]"),
             "pipefs" => format!("pipe:[{ino}]"),
-            "anon_inodefs" => format!("anon_inode:{}", self.dentry_name(program, dentry)?),
-            _ => self.d_path(program, mnt, dentry)?,
+            "anon_inodefs" => format!("anon_inode:{}", self.dentry_name(mem, dentry)?),
+            _ => self.d_path(mem, mnt, dentry)?,
         };
         Ok(OpenFile { fd, file, inode: ino, mode: mode & 0xffff, target })
     }
 
     /// `inode->i_sb->s_type->name`, cached per super block.
-    fn fstype(&self, program: &Program, sb: u64, caches: &mut FileCaches) -> Result<String> {
+    fn fstype(&self, mem: &Memory, sb: u64, caches: &mut FileCaches) -> Result<String> {
         if let Some(name) = caches.fstypes.get(&sb) {
             return Ok(name.clone());
         }
-        let fstype = program.read_u64(sb + self.sb_type)?;
-        let name = read_c_string(program, program.read_u64(fstype + self.fstype_name)?, 64)?;
+        let fstype = mem.read_u64(sb + self.sb_type)?;
+        let name = read_c_string(mem, mem.read_u64(fstype + self.fstype_name)?, 64)?;
         caches.fstypes.insert(sb, name.clone());
         Ok(name)
     }
 
-    fn dentry_name(&self, program: &Program, dentry: u64) -> Result<String> {
-        let bytes = self.dentry.read(program, dentry)?;
-        read_c_string(program, self.dentry.u64(&bytes, 0)?, 256)
+    fn dentry_name(&self, mem: &Memory, dentry: u64) -> Result<String> {
+        let bytes = self.dentry.read(mem, dentry)?;
+        read_c_string(mem, self.dentry.u64(&bytes, 0)?, 256)
     }
 
     /// `d_path()`: the path of (`mnt`, `dentry`) from the root of the mount tree, climbing
     /// `d_parent` inside a mount and `mnt_mountpoint` across mounts.
-    pub fn d_path(&self, program: &Program, vfsmount: u64, dentry: u64) -> Result<String> {
+    pub fn d_path(&self, mem: &Memory, vfsmount: u64, dentry: u64) -> Result<String> {
         let mut mount = vfsmount - self.mount_mnt;
         let mut dentry = dentry;
         let mut names = Vec::new();
         for _ in 0..4096 {
-            let root = program.read_u64(mount + self.mount_mnt + self.mnt_root)?;
+            let root = mem.read_u64(mount + self.mount_mnt + self.mnt_root)?;
             if dentry == root {
-                let links = self.mount.read(program, mount)?;
+                let links = self.mount.read(mem, mount)?;
                 let parent = self.mount.u64(&links, 0)?;
                 if parent == mount || parent == 0 {
                     break;
@@ -170,12 +165,12 @@ impl FileWalker {
                 mount = parent;
                 continue;
             }
-            let bytes = self.dentry.read(program, dentry)?;
+            let bytes = self.dentry.read(mem, dentry)?;
             let parent = self.dentry.u64(&bytes, 1)?;
             if parent == dentry {
                 break;
             }
-            names.push(read_c_string(program, self.dentry.u64(&bytes, 0)?, 256)?);
+            names.push(read_c_string(mem, self.dentry.u64(&bytes, 0)?, 256)?);
             dentry = parent;
         }
         names.reverse();
@@ -185,13 +180,13 @@ impl FileWalker {
 
 /// A NUL-terminated string of at most `max` bytes at `address`, read a page piece at a time
 /// (never across into a page the string does not reach).
-pub fn read_c_string(program: &Program, address: u64, max: usize) -> Result<String> {
+pub fn read_c_string(mem: &Memory, address: u64, max: usize) -> Result<String> {
     let mut text = Vec::new();
     let mut at = address;
     while text.len() < max {
         let to_page_end = (PAGE_SIZE - at % PAGE_SIZE) as usize;
         let mut chunk = vec![0; to_page_end.min(max - text.len()).min(64)];
-        program.read_memory(at, &mut chunk)?;
+        mem.read(at, &mut chunk)?;
         if let Some(end) = chunk.iter().position(|&b| b == 0) {
             text.extend_from_slice(&chunk[..end]);
             break;

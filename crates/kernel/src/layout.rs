@@ -1,6 +1,7 @@
 //! [`Layout`]: the offsets of the members a walk needs in one struct type, so each instance
 //! is fetched with a single read and decoded locally.
 
+use crate::Memory;
 use kql_drgn::{Field, Program, Result};
 
 /// Members of one struct type and the byte span that covers them all.
@@ -40,10 +41,9 @@ impl Layout {
     }
 
     /// Reads the struct at `address`, up to its last needed member, in one read.
-    pub fn read(&self, program: &Program, address: u64) -> Result<Vec<u8>> {
+    pub fn read(&self, mem: &Memory, address: u64) -> Result<Vec<u8>> {
         let mut bytes = vec![0; self.span];
-        program
-            .read_memory(address, &mut bytes)
+        mem.read(address, &mut bytes)
             .map_err(|e| e.context(format!("{} at {address:#x}", self.type_name)))?;
         Ok(bytes)
     }

@@ -12,7 +12,9 @@ pub mod cgroup;
 pub mod fs;
 mod layout;
 pub mod list;
+mod memory;
 pub mod net;
 pub mod sched;
 
 pub use layout::Layout;
+pub use memory::Memory;

@@ -4,7 +4,8 @@
 //! the head, or a list longer than [`MAX_NODES`], is an error instead of a hang (memory of a
 //! live kernel changes under the walk; a vmcore may be corrupt).
 
-use kql_drgn::{Error, ErrorKind, Program, Result};
+use crate::Memory;
+use kql_drgn::{Error, ErrorKind, Result};
 
 /// The most nodes any one list walk follows.
 pub const MAX_NODES: usize = 1 << 22;
@@ -46,17 +47,17 @@ impl<'a> Guard<'a> {
 }
 
 /// Nodes of a circular `struct list_head` list, the head at `head` excluded (`list_for_each`).
-pub fn list_nodes(program: &Program, head: u64, what: &str) -> Result<Vec<u64>> {
+pub fn list_nodes(mem: &Memory, head: u64, what: &str) -> Result<Vec<u64>> {
     let mut guard = Guard::new(what);
     let mut nodes = Vec::new();
-    let mut node = program.read_u64(head).map_err(|e| e.context(what))?;
+    let mut node = mem.read_u64(head).map_err(|e| e.context(what))?;
     while node != head {
         if node == 0 {
             return Err(Error::new(ErrorKind::BadData, format!("{what}: NULL in a circular list")));
         }
         guard.visit(node)?;
         nodes.push(node);
-        node = program.read_u64(node).map_err(|e| e.context(what))?;
+        node = mem.read_u64(node).map_err(|e| e.context(what))?;
     }
     Ok(nodes)
 }
@@ -64,14 +65,14 @@ pub fn list_nodes(program: &Program, head: u64, what: &str) -> Result<Vec<u64>> 
 /// Nodes of an `hlist` or `hlist_nulls` chain starting at `first` (the head's `first`):
 /// ends at NULL (`hlist_for_each`) or at a "nulls" marker, a pointer with bit 0 set
 /// (`hlist_nulls_for_each`).
-pub fn hlist_nodes(program: &Program, first: u64, what: &str) -> Result<Vec<u64>> {
+pub fn hlist_nodes(mem: &Memory, first: u64, what: &str) -> Result<Vec<u64>> {
     let mut guard = Guard::new(what);
     let mut nodes = Vec::new();
     let mut node = first;
     while node != 0 && node & 1 == 0 {
         guard.visit(node)?;
         nodes.push(node);
-        node = program.read_u64(node).map_err(|e| e.context(what))?;
+        node = mem.read_u64(node).map_err(|e| e.context(what))?;
     }
     Ok(nodes)
 }

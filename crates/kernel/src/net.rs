@@ -13,6 +13,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use kql_drgn::{Program, Result};
 
+use crate::Memory;
+
 use crate::Layout;
 use crate::cgroup::CgroupIds;
 use crate::list::{hlist_nodes, list_nodes};
@@ -64,14 +66,15 @@ pub struct ListeningSocket {
 pub fn tcp_listeners(program: &Program) -> Result<Vec<ListeningSocket>> {
     let walker = SockWalker::new(program)?;
     let mut caches = Caches::default();
-    listening_socks(program)?.into_iter().map(|sk| walker.read(program, sk, &mut caches)).collect()
+    let mem = Memory::new(program);
+    listening_socks(&mem)?.into_iter().map(|sk| walker.read(&mem, sk, &mut caches)).collect()
 }
 
 /// Addresses of the `struct sock`s in `tcp_hashinfo`'s listening hash.
-pub fn listening_socks(program: &Program) -> Result<Vec<u64>> {
-    let hashinfo = program.object("tcp_hashinfo")?;
-    let node_offset = program.find_type("struct sock")?.offset_of("__sk_common.skc_nulls_node")? as u64;
-    let bucket_type = program.find_type("struct inet_listen_hashbucket")?;
+pub fn listening_socks(mem: &Memory) -> Result<Vec<u64>> {
+    let hashinfo = mem.program().object("tcp_hashinfo")?;
+    let node_offset = mem.program().find_type("struct sock")?.offset_of("__sk_common.skc_nulls_node")? as u64;
+    let bucket_type = mem.program().find_type("struct inet_listen_hashbucket")?;
     let (buckets, count) = if hashinfo.type_().has_member("listening_hash")? {
         let array = hashinfo.member("listening_hash")?;
         let count = array.type_().size()? / bucket_type.size()?;
@@ -84,11 +87,11 @@ pub fn listening_socks(program: &Program) -> Result<Vec<u64>> {
     let head_offset = bucket_type.offset_of(head)?;
     let bucket_size = bucket_type.size()?;
     let mut table = vec![0; bucket_size * count];
-    program.read_memory(buckets, &mut table).map_err(|e| e.context("tcp_hashinfo listening buckets"))?;
+    mem.read(buckets, &mut table).map_err(|e| e.context("tcp_hashinfo listening buckets"))?;
     let mut socks = Vec::new();
     for bucket in table.chunks_exact(bucket_size) {
         let first = u64::from_le_bytes(bucket[head_offset..head_offset + 8].try_into().expect("8 bytes"));
-        let nodes = hlist_nodes(program, first, "tcp_hashinfo listening bucket")?;
+        let nodes = hlist_nodes(mem, first, "tcp_hashinfo listening bucket")?;
         socks.extend(nodes.into_iter().map(|node| node - node_offset));
     }
     Ok(socks)
@@ -185,8 +188,8 @@ impl SockWalker {
 
     /// Reads the socket at `sk` with one read of its `struct sock`, plus its inode, and its
     /// netns, device and cgroup through `caches`.
-    pub fn read(&self, program: &Program, sk: u64, caches: &mut Caches) -> Result<ListeningSocket> {
-        let bytes = self.sock.read(program, sk)?;
+    pub fn read(&self, mem: &Memory, sk: u64, caches: &mut Caches) -> Result<ListeningSocket> {
+        let bytes = self.sock.read(mem, sk)?;
         let get = |index| self.sock.u64(&bytes, index);
         let family = get(sk::FAMILY)? as u16;
         let v6 = family == AF_INET6;
@@ -197,7 +200,7 @@ impl SockWalker {
             address: sk,
             family,
             state: get(sk::STATE)? as u8,
-            netns: self.netns_inode(program, net, caches)?,
+            netns: self.netns_inode(mem, net, caches)?,
             ack_backlog: get(sk::ACK_BACKLOG)? as u32,
             max_ack_backlog: get(sk::MAX_ACK_BACKLOG)? as u32,
             local_addr: self.address(&bytes, v6, sk::RCV_SADDR, sk::V6_RCV_SADDR)?,
@@ -206,17 +209,17 @@ impl SockWalker {
             peer_port: u16::from_be(get(sk::DPORT)? as u16),
             inode: match socket {
                 0 => 0,
-                socket => program.read_u64(socket + self.socket_to_ino)?,
+                socket => mem.read_u64(socket + self.socket_to_ino)?,
             },
             uid: get(sk::UID)? as u32,
             v6only: v6.then_some(get(sk::IPV6ONLY)? != 0),
             reuseport: get(sk::REUSEPORT)? != 0,
             bound_dev: match bound_dev_if {
                 0 => None,
-                index => self.device_name(program, net, index, caches)?,
+                index => self.device_name(mem, net, index, caches)?,
             },
             cookie: Some(get(sk::COOKIE)?).filter(|&cookie| cookie != 0),
-            cgroup_id: self.cgroup_id(program, &bytes, caches)?,
+            cgroup_id: self.cgroup_id(mem, &bytes, caches)?,
         })
     }
 
@@ -234,34 +237,27 @@ impl SockWalker {
     }
 
     /// `sock_net(sk)->ns.inum`, cached per `struct net`.
-    fn netns_inode(&self, program: &Program, net: u64, caches: &mut Caches) -> Result<u64> {
+    fn netns_inode(&self, mem: &Memory, net: u64, caches: &mut Caches) -> Result<u64> {
         if let Some(&inode) = caches.netns.get(&net) {
             return Ok(inode);
         }
-        let mut raw = [0; 4];
-        program.read_memory(net + self.net_inum, &mut raw).map_err(|e| e.context("struct net ns.inum"))?;
-        let inode = u64::from(u32::from_le_bytes(raw));
+        let inode =
+            u64::from(mem.read_u32(net + self.net_inum).map_err(|e| e.context("struct net ns.inum"))?);
         caches.netns.insert(net, inode);
         Ok(inode)
     }
 
-    fn device_name(
-        &self,
-        program: &Program,
-        net: u64,
-        index: u32,
-        caches: &mut Caches,
-    ) -> Result<Option<String>> {
+    fn device_name(&self, mem: &Memory, net: u64, index: u32, caches: &mut Caches) -> Result<Option<String>> {
         let names = match caches.devices.entry(net) {
             Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => entry.insert(self.devices.names(program, net)?),
+            Entry::Vacant(entry) => entry.insert(self.devices.names(mem, net)?),
         };
         Ok(names.get(&index).cloned())
     }
 
     /// The cgroup id of `sk_cgrp_data`: its `cgroup` pointer (≥ 5.15), or its `val` when
     /// that holds a pointer (bit 0 clear; older kernels).
-    fn cgroup_id(&self, program: &Program, bytes: &[u8], caches: &mut Caches) -> Result<Option<u64>> {
+    fn cgroup_id(&self, mem: &Memory, bytes: &[u8], caches: &mut Caches) -> Result<Option<u64>> {
         let cgroup = if self.sock.field(sk::CGROUP).is_some() {
             self.sock.u64(bytes, sk::CGROUP)?
         } else {
@@ -273,7 +269,7 @@ impl SockWalker {
         if let Some(&id) = caches.cgroups.get(&cgroup) {
             return Ok(id);
         }
-        let id = self.cgroups.id(program, cgroup)?;
+        let id = self.cgroups.id(mem, cgroup)?;
         caches.cgroups.insert(cgroup, id);
         Ok(id)
     }
@@ -297,10 +293,10 @@ impl DeviceLayout {
     }
 
     /// `ifindex → name` of every device in the netns at `net`.
-    fn names(&self, program: &Program, net: u64) -> Result<HashMap<u32, String>> {
+    fn names(&self, mem: &Memory, net: u64) -> Result<HashMap<u32, String>> {
         let mut names = HashMap::new();
-        for node in list_nodes(program, net + self.head, "net dev_base_head")? {
-            let bytes = self.device.read(program, node - self.dev_list)?;
+        for node in list_nodes(mem, net + self.head, "net dev_base_head")? {
+            let bytes = self.device.read(mem, node - self.dev_list)?;
             let index = self.device.u64(&bytes, 0)? as u32;
             let name = self.device.field(1).map(|f| f.slice(&bytes)).transpose()?.unwrap_or_default();
             let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 
 use kql_drgn::{Program, Result};
 
+use crate::Memory;
+
 use crate::Layout;
 use crate::cgroup::CgroupIds;
 use crate::list::list_nodes;
@@ -131,14 +133,14 @@ impl TaskWalker {
     }
 
     /// Addresses of every thread-group leader's `task_struct` (`for_each_process()`).
-    pub fn leaders(&self, program: &Program) -> Result<Vec<u64>> {
-        let head = program.object("init_task")?.member("tasks")?.address().unwrap_or(0);
-        Ok(list_nodes(program, head, "init_task.tasks")?.into_iter().map(|node| node - self.tasks).collect())
+    pub fn leaders(&self, mem: &Memory) -> Result<Vec<u64>> {
+        let head = mem.program().object("init_task")?.member("tasks")?.address().unwrap_or(0);
+        Ok(list_nodes(mem, head, "init_task.tasks")?.into_iter().map(|node| node - self.tasks).collect())
     }
 
     /// Reads the task at `address`.
-    pub fn read(&self, program: &Program, address: u64, caches: &mut TaskCaches) -> Result<Task> {
-        let bytes = self.task.read(program, address)?;
+    pub fn read(&self, mem: &Memory, address: u64, caches: &mut TaskCaches) -> Result<Task> {
+        let bytes = self.task.read(mem, address)?;
         let get = |index| self.task.u64(&bytes, index);
         let comm = self.task.field(t::COMM).map(|f| f.slice(&bytes)).transpose()?.unwrap_or_default();
         let raw_state = get(t::STATE)?;
@@ -147,78 +149,72 @@ impl TaskWalker {
         Ok(Task {
             address,
             pid: get(t::TGID)? as i32,
-            ppid: self.parent_tgid(program, get(t::REAL_PARENT)?)?,
+            ppid: self.parent_tgid(mem, get(t::REAL_PARENT)?)?,
             comm: c_bytes(comm),
-            cmdline: if kernel_thread || mm == 0 { String::new() } else { self.cmdline(program, mm) },
-            uid: self.uid(program, get(t::REAL_CRED)?, caches)?,
+            cmdline: if kernel_thread || mm == 0 { String::new() } else { self.cmdline(mem, mm) },
+            uid: self.uid(mem, get(t::REAL_CRED)?, caches)?,
             state: state_letter(raw_state, get(t::EXIT_STATE)?),
-            threads: self.read_u32(program, get(t::SIGNAL)? + self.nr_threads)? as i32 as i64,
+            threads: mem.read_u32(get(t::SIGNAL)? + self.nr_threads)? as i32 as i64,
             start_time_ns: get(t::START)? as i64 + self.boot_to_wall_ns,
-            netns: self.netns(program, get(t::NSPROXY)?, caches)?,
-            cgroup: self.cgroup(program, get(t::CGROUPS)?, caches)?,
+            netns: self.netns(mem, get(t::NSPROXY)?, caches)?,
+            cgroup: self.cgroup(mem, get(t::CGROUPS)?, caches)?,
             files: get(t::FILES)?,
         })
     }
 
-    fn read_u32(&self, program: &Program, address: u64) -> Result<u32> {
-        let mut raw = [0; 4];
-        program.read_memory(address, &mut raw)?;
-        Ok(u32::from_le_bytes(raw))
-    }
-
-    fn parent_tgid(&self, program: &Program, parent: u64) -> Result<i32> {
+    fn parent_tgid(&self, mem: &Memory, parent: u64) -> Result<i32> {
         let tgid = self.task.field(t::TGID).map(|f| f.offset as u64).unwrap_or(0);
-        Ok(self.read_u32(program, parent + tgid)? as i32)
+        Ok(mem.read_u32(parent + tgid)? as i32)
     }
 
-    fn uid(&self, program: &Program, cred: u64, caches: &mut TaskCaches) -> Result<u32> {
+    fn uid(&self, mem: &Memory, cred: u64, caches: &mut TaskCaches) -> Result<u32> {
         if let Some(&uid) = caches.uids.get(&cred) {
             return Ok(uid);
         }
-        let uid = self.read_u32(program, cred + self.cred_uid)?;
+        let uid = mem.read_u32(cred + self.cred_uid)?;
         caches.uids.insert(cred, uid);
         Ok(uid)
     }
 
-    fn netns(&self, program: &Program, nsproxy: u64, caches: &mut TaskCaches) -> Result<Option<u64>> {
+    fn netns(&self, mem: &Memory, nsproxy: u64, caches: &mut TaskCaches) -> Result<Option<u64>> {
         if nsproxy == 0 {
             return Ok(None);
         }
         if let Some(&inode) = caches.netns.get(&nsproxy) {
             return Ok(inode);
         }
-        let net = program.read_u64(nsproxy + self.net_ns)?;
+        let net = mem.read_u64(nsproxy + self.net_ns)?;
         let inode = match net {
             0 => None,
-            net => Some(u64::from(self.read_u32(program, net + self.net_inum)?)),
+            net => Some(u64::from(mem.read_u32(net + self.net_inum)?)),
         };
         caches.netns.insert(nsproxy, inode);
         Ok(inode)
     }
 
-    fn cgroup(&self, program: &Program, css_set: u64, caches: &mut TaskCaches) -> Result<Option<String>> {
+    fn cgroup(&self, mem: &Memory, css_set: u64, caches: &mut TaskCaches) -> Result<Option<String>> {
         if css_set == 0 || self.task.field(t::CGROUPS).is_none() {
             return Ok(None);
         }
         if let Some(path) = caches.cgroups.get(&css_set) {
             return Ok(path.clone());
         }
-        let path = match program.read_u64(css_set + self.dfl_cgrp)? {
+        let path = match mem.read_u64(css_set + self.dfl_cgrp)? {
             0 => None,
-            cgroup => Some(self.cgroups.path(program, cgroup)?),
+            cgroup => Some(self.cgroups.path(mem, cgroup)?),
         };
         caches.cgroups.insert(css_set, path.clone());
         Ok(path)
     }
 
     /// The command line from the process's own memory; empty if it is not resident.
-    fn cmdline(&self, program: &Program, mm: u64) -> String {
+    fn cmdline(&self, mem: &Memory, mm: u64) -> String {
         let read = || -> Result<String> {
-            let bytes = self.mm.read(program, mm)?;
+            let bytes = self.mm.read(mem, mm)?;
             let (start, end, pgd) =
                 (self.mm.u64(&bytes, 0)?, self.mm.u64(&bytes, 1)?, self.mm.u64(&bytes, 2)?);
             let mut args = vec![0; end.saturating_sub(start).min(MAX_CMDLINE) as usize];
-            program.read_user_memory(pgd, start, &mut args)?;
+            mem.read_user(pgd, start, &mut args)?;
             let words: Vec<String> = args
                 .split(|&b| b == 0)
                 .filter(|w| !w.is_empty())

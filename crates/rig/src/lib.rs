@@ -6,7 +6,8 @@
 //! - [`initramfs`]: a busybox initramfs with the modules and the workload the guest needs;
 //! - [`guest`]: booting a guest, waiting for it, dumping it, and always tearing it down;
 //! - [`qmp`]: the few QEMU Machine Protocol commands the rig sends;
-//! - [`truth`]: the ground truth the guest writes about itself, read back on the host.
+//! - [`truth`]: the ground truth the guest writes about itself, read back on the host;
+//! - [`vmcores`]: vmcores dumped once and kept in the cache, for benchmarks.
 
 pub mod elf;
 pub mod guest;
@@ -14,6 +15,7 @@ pub mod initramfs;
 pub mod kernels;
 pub mod qmp;
 pub mod truth;
+pub mod vmcores;
 
 use std::fmt;
 

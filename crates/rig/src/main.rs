@@ -4,6 +4,7 @@
 //! kql-rig fetch SERIES                      download and cache a kernel; print its files
 //! kql-rig boot SERIES [SCENARIO]            boot it; print the QMP socket; Enter tears it down
 //! kql-rig dump SERIES OUT.vmcore [SCENARIO] boot it, dump it to an ELF vmcore, tear it down
+//! kql-rig vmcore SERIES [SCENARIO]          the cached vmcore of SCENARIO (dumped once)
 //! ```
 //! SERIES is 6.1, 6.12 or 5.10; SCENARIO is basic (default), many or idle.
 
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use kql_rig::guest::{BootOptions, Guest};
 use kql_rig::kernels::{self, Kernel, Series};
-use kql_rig::{Result, rig_error};
+use kql_rig::{Result, rig_error, vmcores};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,8 +38,14 @@ fn run(args: &[&str]) -> Result<()> {
             println!("vmcore:  {out}\nvmlinux: {}", kernel.vmlinux.display());
             Ok(())
         }
+        ["vmcore", series, rest @ ..] if rest.len() <= 1 => {
+            let kernel = fetch(series)?;
+            let vmcore = vmcores::cached(&kernel, rest.first().copied().unwrap_or("basic"), &workload()?)?;
+            println!("vmcore:  {}\nvmlinux: {}", vmcore.display(), kernel.vmlinux.display());
+            Ok(())
+        }
         _ => Err(rig_error!(
-            "usage: kql-rig fetch SERIES | boot SERIES [SCENARIO] | dump SERIES OUT [SCENARIO]"
+            "usage: kql-rig fetch SERIES | boot SERIES [SCENARIO] | dump SERIES OUT [SCENARIO] | vmcore SERIES [SCENARIO]"
         )),
     }
 }

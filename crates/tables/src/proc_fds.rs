@@ -13,6 +13,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::table::table_schema;
 use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_kernel::Memory;
 use kql_kernel::fs::{FileCaches, FileWalker};
 use kql_kernel::sched::{TaskCaches, TaskWalker};
 use kql_sources::proc_scan::{FdKind, ProcFd, ScanFilter, scan_fds};
@@ -91,17 +92,18 @@ fn host_fds(target: &Target, filter: &ScanFilter) -> (Vec<ProcFd>, Vec<String>) 
 /// The fds of the kernel's processes, from their fd tables.
 fn kernel_fds(target: &Target, filter: &ScanFilter) -> Result<(Vec<ProcFd>, Vec<String>)> {
     let program = target.kernel()?;
+    let mem = Memory::new(&program);
     let tasks = TaskWalker::new(&program).map_err(kernel_walk::error)?;
     let files = FileWalker::new(&program).map_err(kernel_walk::error)?;
     let (mut task_caches, mut file_caches) = (TaskCaches::default(), FileCaches::default());
     let mut skipped = Skipped::new("proc_fds");
     let mut fds = Vec::new();
-    for leader in tasks.leaders(&program).map_err(kernel_walk::error)? {
-        let Some(task) = skipped.check(tasks.read(&program, leader, &mut task_caches)) else { continue };
+    for leader in tasks.leaders(&mem).map_err(kernel_walk::error)? {
+        let Some(task) = skipped.check(tasks.read(&mem, leader, &mut task_caches)) else { continue };
         if filter.pids.as_ref().is_some_and(|p| !p.contains(&task.pid)) {
             continue;
         }
-        let Some(open) = skipped.check(files.open_files(&program, task.files, &mut file_caches)) else {
+        let Some(open) = skipped.check(files.open_files(&mem, task.files, &mut file_caches)) else {
             continue;
         };
         let comm: Arc<str> = task.comm.into();

@@ -16,6 +16,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::table::table_schema;
 use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_kernel::Memory;
 use kql_kernel::sched::{Task, TaskCaches, TaskWalker};
 use kql_sources::proc_scan::{ProcessInfo, scan_processes};
 
@@ -93,12 +94,13 @@ fn host_processes(target: &Target, pids: Option<&HashSet<i32>>) -> (Vec<ProcessI
 
 fn kernel_processes(target: &Target, pids: Option<&HashSet<i32>>) -> Result<(Vec<ProcessInfo>, Vec<String>)> {
     let program = target.kernel()?;
+    let mem = Memory::new(&program);
     let walker = TaskWalker::new(&program).map_err(kernel_walk::error)?;
     let mut caches = TaskCaches::default();
     let mut skipped = Skipped::new("processes");
     let mut processes = Vec::new();
-    for leader in walker.leaders(&program).map_err(kernel_walk::error)? {
-        let Some(task) = skipped.check(walker.read(&program, leader, &mut caches)) else { continue };
+    for leader in walker.leaders(&mem).map_err(kernel_walk::error)? {
+        let Some(task) = skipped.check(walker.read(&mem, leader, &mut caches)) else { continue };
         if pids.is_none_or(|p| p.contains(&task.pid)) {
             processes.push(process_info(task));
         }
