@@ -4,28 +4,21 @@
 //! time per listener), the fd-table walk of every process, and the whole `ss-nlpt-all` query.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kql_drgn::{DebugInfo, Program, Target};
 use kql_kernel::Memory;
 use kql_kernel::fs::{FileCaches, FileWalker};
 use kql_kernel::sched::{TaskCaches, TaskWalker};
+use kql_rig::kernels::{self, Series};
 use kql_tables::target::{Target as KqlTarget, TargetOptions};
 
-/// The cached vmcore and its vmlinux, dumped through the rig on first use.
+/// The cached vmcore of the `many` scenario and its vmlinux, dumped through the rig on first use.
 fn many_vmcore() -> (PathBuf, PathBuf) {
-    let output = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "-p", "kql-rig", "--bin", "kql-rig", "--", "vmcore", "6.1", "many"])
-        .output()
-        .expect("cargo runs kql-rig");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "kql-rig vmcore: {}", String::from_utf8_lossy(&output.stderr));
-    let field = |name: &str| {
-        let line = text.lines().find(|l| l.starts_with(name)).expect("kql-rig prints the path");
-        PathBuf::from(line[name.len()..].trim())
-    };
-    (field("vmcore:"), field("vmlinux:"))
+    let kernel = kernels::fetch(Series::Bookworm61).expect("fetch 6.1");
+    let workload = kql_rig::binaries::workload().expect("the guest workload");
+    let vmcore = kql_rig::vmcores::cached(&kernel, "many", &workload).expect("the many vmcore");
+    (vmcore, kernel.vmlinux)
 }
 
 fn kernel_walk(c: &mut Criterion) {

@@ -28,17 +28,9 @@ pub fn kql_rows(args: &[&str]) -> Vec<BTreeMap<String, Value>> {
     serde_json::from_slice(&output.stdout).expect("kql prints a JSON array")
 }
 
-/// The rig's guest workload binary, (re)built in the profile kql was built in.
+/// The rig's guest workload binary.
 pub fn rig_workload() -> PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_kql")).parent().expect("kql is in a directory");
-    let mut build = Command::new(env!("CARGO"));
-    build.args(["build", "--quiet", "-p", "kql-rig", "--bin", "kql-rig-workload"]);
-    if dir.ends_with("release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("cargo runs");
-    assert!(status.success(), "building kql-rig-workload failed");
-    dir.join("kql-rig-workload")
+    kql_rig::binaries::workload().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Run a command and return its stdout; panics if it fails.

@@ -1,5 +1,7 @@
-//! Checks kql makes on files before libdrgn sees them: that a vmcore is whole (libdrgn would
-//! only fail later, at the first read past the end) and what build id a vmlinux has.
+//! kql's own handling of target files: checks before libdrgn sees them (that a vmcore is
+//! whole — libdrgn would only fail later, at the first read past the end — and what build id
+//! a vmlinux has), and [`CoreImage`], an ELF vmcore mapped into memory so walks can read the
+//! kernel's physical memory without a system call per read.
 
 use std::ffi::c_void;
 use std::fs::File;
@@ -62,6 +64,105 @@ fn check_elf_segments(path: &Path, file: &File, len: u64, header: &[u8]) -> Resu
         )));
     }
     Ok(())
+}
+
+/// One `PT_LOAD` segment: physical addresses `paddr..paddr + size` at file offset `offset`.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    paddr: u64,
+    offset: u64,
+    size: u64,
+}
+
+/// An ELF vmcore mapped read-only, indexed by physical address.
+pub struct CoreImage {
+    map: *const u8,
+    len: usize,
+    segments: Vec<Segment>,
+}
+
+// SAFETY: the mapping is private and read-only; nothing writes through it, so sharing and
+// sending the pointer between threads is as safe as sharing a `&[u8]`.
+unsafe impl Send for CoreImage {}
+// SAFETY: as above.
+unsafe impl Sync for CoreImage {}
+
+impl CoreImage {
+    /// Maps the ELF vmcore at `path`; `None` if it is not a 64-bit ELF file or its segments
+    /// do not lie inside it (libdrgn's reads still work for those).
+    pub fn open(path: &Path) -> Option<CoreImage> {
+        let file = File::open(path).ok()?;
+        let len = file.metadata().ok()?.len();
+        let mut header = [0u8; 64];
+        if file.read_at(&mut header, 0).ok()? < 64 || !header.starts_with(ELF_MAGIC) || header[4] != 2 {
+            return None;
+        }
+        let mut segments = load_segments(&file, &header)?;
+        if segments.iter().any(|s| s.offset.saturating_add(s.size) > len) {
+            return None;
+        }
+        segments.sort_by_key(|s| s.paddr);
+        // SAFETY: a fresh private read-only mapping of the whole file; the kernel picks the
+        // address; the result is checked against MAP_FAILED before use.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len as usize,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        (map != libc::MAP_FAILED).then(|| CoreImage { map: map.cast(), len: len as usize, segments })
+    }
+
+    /// The `len` bytes of physical memory at `address`, borrowed from the mapping; `None`
+    /// if any of them is not in one segment of the file.
+    pub fn physical(&self, address: u64, len: usize) -> Option<&[u8]> {
+        let index = self.segments.partition_point(|s| s.paddr <= address);
+        let segment = self.segments[index.checked_sub(1)?];
+        let within = address - segment.paddr;
+        if within.saturating_add(len as u64) > segment.size {
+            return None;
+        }
+        let start = (segment.offset + within) as usize;
+        debug_assert!(start + len <= self.len);
+        // SAFETY: `start + len` lies inside the segment, which `open` checked lies inside the
+        // `len`-byte read-only mapping; the slice borrows `self`, which owns the mapping.
+        Some(unsafe { std::slice::from_raw_parts(self.map.add(start), len) })
+    }
+}
+
+impl Drop for CoreImage {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `open` made; no slice into it outlives `self`.
+        unsafe { libc::munmap(self.map.cast_mut().cast(), self.len) };
+    }
+}
+
+/// The `PT_LOAD` segments of a 64-bit little-endian ELF file whose header is `header`.
+fn load_segments(file: &File, header: &[u8]) -> Option<Vec<Segment>> {
+    const PT_LOAD: u32 = 1;
+    let phoff = u64::from_le_bytes(header[0x20..0x28].try_into().ok()?);
+    let phentsize = usize::from(u16::from_le_bytes([header[0x36], header[0x37]]));
+    let phnum = usize::from(u16::from_le_bytes([header[0x38], header[0x39]]));
+    if phentsize < 0x30 {
+        return None;
+    }
+    let mut table = vec![0u8; phentsize * phnum];
+    file.read_exact_at(&mut table, phoff).ok()?;
+    let field = |entry: &[u8], at: usize| u64::from_le_bytes(entry[at..at + 8].try_into().expect("8 bytes"));
+    let segments = table
+        .chunks_exact(phentsize)
+        .filter(|entry| u32::from_le_bytes(entry[0..4].try_into().expect("4 bytes")) == PT_LOAD)
+        .map(|entry| Segment {
+            offset: field(entry, 0x08),
+            paddr: field(entry, 0x18),
+            size: field(entry, 0x20),
+        })
+        .collect();
+    Some(segments)
 }
 
 /// The GNU build id of an ELF file (hex), `None` if it has none; an error if the file is

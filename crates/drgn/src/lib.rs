@@ -15,6 +15,7 @@ mod object;
 mod program;
 mod types;
 
+pub use core_file::CoreImage;
 pub use error::{Error, ErrorKind, Result};
 pub use object::Object;
 pub use program::{DebugInfo, Program, Target};

@@ -1,5 +1,6 @@
 //! [`Program`]: one kernel being inspected (its [`Target`]) and its debug info.
 
+use std::cell::OnceCell;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::ptr::{self, NonNull};
 use drgn_sys as sys;
 
 use crate::core_file;
-use crate::{Error, ErrorKind, Object, Result, Type};
+use crate::{CoreImage, Error, ErrorKind, Object, Result, Type};
 
 /// Which kernel a [`Program`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub enum DebugInfo<'a> {
 pub struct Program {
     raw: NonNull<sys::drgn_program>,
     target: Target,
+    /// The vmcore mapped into memory, made on first use and kept while the program lives.
+    core_image: OnceCell<Option<CoreImage>>,
 }
 
 // SAFETY: libdrgn allows a program to be used from any thread, one thread at a time. `Program`
@@ -86,7 +89,7 @@ impl Program {
         // SAFETY: `raw` is the live program just created; kql reports problems itself, so
         // libdrgn's own logging to stderr is switched off.
         unsafe { sys::drgn_program_set_log_level(raw.as_ptr(), sys::DRGN_LOG_NONE) };
-        Ok(Program { raw, target })
+        Ok(Program { raw, target, core_image: OnceCell::new() })
     }
 
     /// What this program reads.
@@ -244,6 +247,16 @@ impl Program {
                 false,
             )
         })
+    }
+
+    /// For an ELF vmcore target, the file mapped into memory (see [`CoreImage`]), mapped on
+    /// the first call.
+    pub fn core_image(&self) -> Option<&CoreImage> {
+        let image = self.core_image.get_or_init(|| match &self.target {
+            Target::CoreDump(path) => CoreImage::open(path),
+            _ => None,
+        });
+        image.as_ref()
     }
 
     /// Reads `buf.len()` bytes of physical memory at `address` in one read.

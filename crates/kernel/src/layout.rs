@@ -1,8 +1,11 @@
 //! [`Layout`]: the offsets of the members a walk needs in one struct type, so each instance
 //! is fetched with a single read and decoded locally.
 
-use crate::Memory;
+use std::borrow::Cow;
+
 use kql_drgn::{Field, Program, Result};
+
+use crate::Memory;
 
 /// Members of one struct type and the byte span that covers them all.
 #[derive(Debug, Clone)]
@@ -40,12 +43,10 @@ impl Layout {
         self.fields[index]
     }
 
-    /// Reads the struct at `address`, up to its last needed member, in one read.
-    pub fn read(&self, mem: &Memory, address: u64) -> Result<Vec<u8>> {
-        let mut bytes = vec![0; self.span];
-        mem.read(address, &mut bytes)
-            .map_err(|e| e.context(format!("{} at {address:#x}", self.type_name)))?;
-        Ok(bytes)
+    /// The struct at `address`, up to its last needed member, in one read (or none at all
+    /// when the vmcore is mapped).
+    pub fn read<'p>(&self, mem: &Memory<'p>, address: u64) -> Result<Cow<'p, [u8]>> {
+        mem.bytes(address, self.span).map_err(|e| e.context(format!("{} at {address:#x}", self.type_name)))
     }
 
     /// The integer member `index` from bytes read by [`Layout::read`]; 0 if absent.

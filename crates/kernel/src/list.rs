@@ -76,3 +76,40 @@ pub fn hlist_nodes(mem: &Memory, first: u64, what: &str) -> Result<Vec<u64>> {
     }
     Ok(nodes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Visits the nodes `next` yields from `start` until the guard objects or `steps` pass.
+    fn walk(start: u64, next: impl Fn(u64) -> u64, steps: usize) -> Result<usize> {
+        let mut guard = Guard::new("test list");
+        let mut node = start;
+        for visited in 0..steps {
+            guard.visit(node)?;
+            node = next(node);
+            if node == 0 {
+                return Ok(visited + 1);
+            }
+        }
+        Ok(steps)
+    }
+
+    #[test]
+    fn a_list_without_a_loop_passes() {
+        assert_eq!(walk(8, |n| if n < 800 { n + 8 } else { 0 }, 1000).unwrap(), 100);
+    }
+
+    #[test]
+    fn a_loop_that_misses_the_head_is_an_error_soon() {
+        // 8 → 16 → … → 800 → 400 → … : a tail of 50 nodes, then a loop of 51.
+        let error = walk(8, |n| if n < 800 { n + 8 } else { 400 }, 10_000).unwrap_err();
+        assert!(error.message.contains("loops"), "{error}");
+    }
+
+    #[test]
+    fn a_runaway_list_is_an_error() {
+        let error = walk(8, |n| n + 8, MAX_NODES + 10).unwrap_err();
+        assert!(error.message.contains("corrupt"), "{error}");
+    }
+}

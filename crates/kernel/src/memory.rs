@@ -1,16 +1,19 @@
-//! [`Memory`]: how the walks read kernel memory — through libdrgn, with a per-walk cache.
+//! [`Memory`]: how the walks read kernel memory — through libdrgn, short-cut where it pays.
 //!
 //! Most objects a walk visits (socks, inodes, tasks, files) live in the kernel's direct map,
-//! where virtual = physical + `page_offset_base`. Reading them as physical memory in 32 KiB
-//! chunks, each fetched once per walk, saves libdrgn a page-table walk per read (on an ELF
-//! vmcore without virtual addresses, e.g. from QEMU's `dump-guest-memory`, every virtual read
-//! is one) and turns thousands of small reads into a few large ones. Anything else — vmalloc,
-//! the kernel image, a chunk that cannot be read physically — is read virtually as before.
+//! where virtual = physical + `page_offset_base`. Those are read as physical memory: from the
+//! vmcore mapped into memory ([`CoreImage`]: no system call at all), else (live kernel, QEMU
+//! guest) in 32 KiB chunks read through libdrgn once per walk. Either way libdrgn is spared a
+//! page-table walk per read (on an ELF vmcore without virtual addresses, e.g. from QEMU's
+//! `dump-guest-memory`, every virtual read is one), and a system call per read costs more
+//! than a listener's whole decoding. Anything else — vmalloc, the kernel image, memory that
+//! cannot be read physically — is read virtually through libdrgn.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use kql_drgn::{Program, Result};
+use kql_drgn::{CoreImage, Program, Result};
 
 /// Bytes fetched per physical read (a slab of `struct tcp_sock` is 32 KiB, order 3).
 const CHUNK: u64 = 32 << 10;
@@ -21,6 +24,7 @@ const DIRECT_MAP_SIZE: u64 = 64 << 40;
 pub struct Memory<'p> {
     program: &'p Program,
     page_offset_base: Option<u64>,
+    image: Option<&'p CoreImage>,
     chunks: RefCell<HashMap<u64, Option<Box<[u8]>>>>,
 }
 
@@ -28,7 +32,8 @@ impl<'p> Memory<'p> {
     /// A fresh view of `program`'s memory (start one per scan: a live kernel changes).
     pub fn new(program: &'p Program) -> Self {
         let base = program.object("page_offset_base").and_then(|o| o.read_unsigned()).ok();
-        Memory { program, page_offset_base: base, chunks: RefCell::new(HashMap::new()) }
+        let image = base.and_then(|_| program.core_image());
+        Memory { program, page_offset_base: base, image, chunks: RefCell::new(HashMap::new()) }
     }
 
     /// The program, for type and symbol lookups.
@@ -38,12 +43,32 @@ impl<'p> Memory<'p> {
 
     /// Fills `buf` from kernel virtual address `address`.
     pub fn read(&self, address: u64, buf: &mut [u8]) -> Result<()> {
+        if let Some(bytes) = self.mapped(address, buf.len()) {
+            buf.copy_from_slice(bytes);
+            return Ok(());
+        }
         if let Some(physical) = self.direct_map_physical(address)
+            && self.image.is_none()
             && self.read_chunked(physical, buf)
         {
             return Ok(());
         }
         self.program.read_memory(address, buf)
+    }
+
+    /// The `len` bytes at `address`: borrowed from a mapped vmcore when possible, else read.
+    pub fn bytes(&self, address: u64, len: usize) -> Result<Cow<'p, [u8]>> {
+        if let Some(bytes) = self.mapped(address, len) {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        let mut bytes = vec![0; len];
+        self.read(address, &mut bytes)?;
+        Ok(Cow::Owned(bytes))
+    }
+
+    /// Direct-map memory straight from the mapped vmcore, if there is one.
+    fn mapped(&self, address: u64, len: usize) -> Option<&'p [u8]> {
+        self.image?.physical(self.direct_map_physical(address)?, len)
     }
 
     /// A little-endian `u64` (e.g. a pointer) at `address`.

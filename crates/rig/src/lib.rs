@@ -1,6 +1,7 @@
 //! kql's real-kernel test rig: Debian kernels with their debug info, booted under QEMU (TCG)
 //! with a workload of ours, inspected live over QMP or dumped to ELF vmcores.
 //!
+//! - [`binaries`]: the guest workload binary, built on demand for callers outside this package;
 //! - [`kernels`]: resolve, download, extract and cache Debian kernels and their `-dbg` vmlinux;
 //! - [`elf`]: the ELF notes the rig checks (GNU build id, VMCOREINFO);
 //! - [`initramfs`]: a busybox initramfs with the modules and the workload the guest needs;
@@ -9,6 +10,7 @@
 //! - [`truth`]: the ground truth the guest writes about itself, read back on the host;
 //! - [`vmcores`]: vmcores dumped once and kept in the cache, for benchmarks.
 
+pub mod binaries;
 pub mod elf;
 pub mod guest;
 pub mod initramfs;
