@@ -74,7 +74,7 @@ fn saved_queries_files_and_stdin_run() {
 fn catalog_commands_describe_every_table() {
     let tables = kql_rows(&["tables"]);
     let names: Vec<&str> = tables.iter().map(|t| t["table"].as_str().unwrap()).collect();
-    assert_eq!(names, ["tcp_listeners", "proc_fds", "processes"]);
+    assert_eq!(names, ["tcp_listeners", "proc_fds", "processes", "threads"]);
     for name in names {
         let columns = kql_rows(&["describe", name]);
         assert!(!columns.is_empty());

@@ -189,10 +189,30 @@ fn assert_ss_nlpt(target: &[String], truth: &Truth) {
     assert_eq!(got, expected, "ss-nlpt of {target:?}");
 }
 
+/// `threads` (walked through each process's thread list) agrees with the kernel's own
+/// thread count of every process, and each single-threaded workload process is its thread.
+fn assert_threads(target: &[String], truth: &Truth) {
+    let sql = "select p.pid, p.threads, count(t.tid) as listed from processes p left join threads t using (pid) \
+               group by p.pid, p.threads having count(t.tid) <> p.threads";
+    assert_eq!(rows(target, sql), Vec::new(), "thread lists match nr_threads in {target:?}");
+    let workers: BTreeSet<(i64, i64)> = rows(target, "select pid, tid from threads where comm like 'kqlw%'")
+        .iter()
+        .map(|r| (r["pid"].as_i64().unwrap(), r["tid"].as_i64().unwrap()))
+        .collect();
+    let expected: BTreeSet<(i64, i64)> = truth
+        .processes
+        .iter()
+        .filter(|p| p.comm.starts_with("kqlw"))
+        .map(|p| (i64::from(p.pid), i64::from(p.pid)))
+        .collect();
+    assert_eq!(workers, expected, "workload threads in {target:?}");
+}
+
 fn assert_every_table(target: &[String], truth: &Truth) {
     assert_listeners(target, truth);
     assert_socket_fds(target, truth);
     assert_processes(target, truth);
+    assert_threads(target, truth);
     assert_ss_nlpt(target, truth);
 }
 

@@ -64,3 +64,30 @@ fn processes_reports_parent_name_command_line_and_namespace() {
     assert_eq!(parent["uid"], 0);
     assert_eq!(parent["netns"], inode_of("/proc/self/ns/net"));
 }
+
+#[test]
+fn threads_lists_every_thread_of_a_process() {
+    let script = "import threading, sys\nfor _ in range(3): threading.Thread(target=sys.stdin.read, daemon=True).start()\nsys.stdin.read()";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let pid = child.id();
+    let task_dir = format!("/proc/{pid}/task");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&task_dir).map_or(0, Iterator::count) < 4 {
+        assert!(std::time::Instant::now() < deadline, "python never started its threads");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let truth: BTreeSet<i64> = std::fs::read_dir(&task_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    let rows = kql_rows(&[&format!("select tid, state from threads where pid = {pid}")]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let listed: BTreeSet<i64> = rows.iter().map(|row| row["tid"].as_i64().unwrap()).collect();
+    assert_eq!(listed, truth);
+    assert!(listed.contains(&i64::from(pid)), "the main thread is listed");
+}

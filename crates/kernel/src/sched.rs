@@ -1,7 +1,9 @@
-//! Tasks: every process (thread-group leader) of the kernel and its identity.
+//! Tasks: every process (thread-group leader) of the kernel and its identity, and its
+//! threads when asked.
 //!
 //! Structures walked: `init_task.tasks` (the `struct list_head` chaining thread-group
-//! leaders, as `for_each_process()`); `struct task_struct` (one read of the members used);
+//! leaders, as `for_each_process()`); `signal->thread_head` (each thread's `thread_node`, as
+//! `for_each_thread()`); `struct task_struct` (one read of the members used);
 //! `real_cred->uid`, `real_parent->tgid`, `signal->nr_threads`, `nsproxy->net_ns->ns.inum`,
 //! `cgroups->dfl_cgrp` (`struct css_set`), `mm->{arg_start,arg_end,pgd}` for the command
 //! line (read through the task's page tables), and `tk_core.timekeeper` for the wall clock.
@@ -57,6 +59,19 @@ pub struct Task {
     pub files: u64,
 }
 
+/// A thread (task) of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thread {
+    /// `tgid`: the process it belongs to.
+    pub pid: i32,
+    /// `pid`: the thread id.
+    pub tid: i32,
+    /// `comm` of the thread (threads can name themselves).
+    pub comm: String,
+    /// State letter, as in `/proc/PID/task/TID/stat`.
+    pub state: char,
+}
+
 /// Member indexes of [`TaskWalker::task`].
 mod t {
     pub const TGID: usize = 0;
@@ -72,12 +87,15 @@ mod t {
     pub const START: usize = 10;
     pub const CGROUPS: usize = 11;
     pub const FLAGS: usize = 12;
+    pub const PID: usize = 13;
 }
 
 /// Offsets for task walks, looked up once.
 pub struct TaskWalker {
     task: Layout,
     tasks: u64,
+    thread_node: u64,
+    thread_head: u64,
     cred_uid: u64,
     nr_threads: u64,
     net_ns: u64,
@@ -117,10 +135,13 @@ impl TaskWalker {
             start,
             "cgroups",
             "flags",
+            "pid",
         ];
         Ok(TaskWalker {
             task: Layout::new(program, "struct task_struct", &members, &["cgroups"])?,
             tasks: task_struct.offset_of("tasks")? as u64,
+            thread_node: task_struct.offset_of("thread_node")? as u64,
+            thread_head: program.find_type("struct signal_struct")?.offset_of("thread_head")? as u64,
             cred_uid: program.find_type("struct cred")?.offset_of("uid")? as u64,
             nr_threads: program.find_type("struct signal_struct")?.offset_of("nr_threads")? as u64,
             net_ns: program.find_type("struct nsproxy")?.offset_of("net_ns")? as u64,
@@ -136,6 +157,30 @@ impl TaskWalker {
     pub fn leaders(&self, mem: &Memory) -> Result<Vec<u64>> {
         let head = mem.program().object("init_task")?.member("tasks")?.address().unwrap_or(0);
         Ok(list_nodes(mem, head, "init_task.tasks")?.into_iter().map(|node| node - self.tasks).collect())
+    }
+
+    /// Addresses of every thread of the process led by `leader`, the leader included
+    /// (`for_each_thread()`: `signal->thread_head`, linked through `thread_node`).
+    pub fn threads(&self, mem: &Memory, leader: u64) -> Result<Vec<u64>> {
+        let bytes = self.task.read(mem, leader)?;
+        let head = self.task.u64(&bytes, t::SIGNAL)? + self.thread_head;
+        Ok(list_nodes(mem, head, "signal->thread_head")?
+            .into_iter()
+            .map(|node| node - self.thread_node)
+            .collect())
+    }
+
+    /// The thread at `address`: its id, name and state.
+    pub fn thread(&self, mem: &Memory, address: u64) -> Result<Thread> {
+        let bytes = self.task.read(mem, address)?;
+        let get = |index| self.task.u64(&bytes, index);
+        let comm = self.task.field(t::COMM).map(|f| f.slice(&bytes)).transpose()?.unwrap_or_default();
+        Ok(Thread {
+            pid: get(t::TGID)? as i32,
+            tid: get(t::PID)? as i32,
+            comm: c_bytes(comm),
+            state: state_letter(get(t::STATE)?, get(t::EXIT_STATE)?),
+        })
     }
 
     /// Reads the task at `address`.

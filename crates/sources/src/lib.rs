@@ -2,6 +2,8 @@
 //!
 //! Each module owns one way of asking the running kernel something:
 //! - [`proc_scan`]: parallel scans of `/proc` (processes, their open file descriptors);
+//! - [`proc_threads`]: the threads of those processes;
+//! - [`proc_net_tcp`]: `/proc/net/tcp{,6}`, the procfs view of TCP sockets;
 //! - [`sock_diag`]: netlink `NETLINK_SOCK_DIAG` dumps of TCP sockets;
 //! - [`netns`]: finding the network namespaces in use and running code inside one.
 //!
@@ -10,4 +12,5 @@
 pub mod netns;
 pub mod proc_net_tcp;
 pub mod proc_scan;
+pub mod proc_threads;
 pub mod sock_diag;

@@ -272,7 +272,7 @@ impl From<ProcError> for Miss {
 }
 
 /// The pids to visit, ascending: the filter's (positive ones) or every numeric entry of `/proc`.
-fn target_pids(filter: Option<&HashSet<i32>>) -> Vec<i32> {
+pub(crate) fn target_pids(filter: Option<&HashSet<i32>>) -> Vec<i32> {
     let mut pids: Vec<i32> = match filter {
         Some(set) => set.iter().copied().filter(|&pid| pid > 0).collect(),
         None => match std::fs::read_dir("/proc") {

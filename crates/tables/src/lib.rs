@@ -13,6 +13,7 @@ pub mod queries;
 mod ss_users;
 pub mod target;
 mod tcp_listeners;
+mod threads;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub fn tables(target: &Arc<Target>) -> Vec<Arc<dyn KernelTable>> {
         Arc::new(tcp_listeners::TcpListeners::new(target)),
         Arc::new(proc_fds::ProcFds::new(target)),
         Arc::new(processes::Processes::new(target)),
+        Arc::new(threads::Threads::new(target)),
     ]
 }
 

@@ -1,0 +1,105 @@
+//! `threads`: every thread of every process.
+//!
+//! Sources: a libdrgn walk of each thread-group leader's `signal->thread_head`; on the live
+//! host, `/proc/PID/task/TID/stat`. Constraints on `pid` limit which processes are visited.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::Result;
+use kql_engine::table::table_schema;
+use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_kernel::Memory;
+use kql_kernel::sched::TaskWalker;
+use kql_sources::proc_threads::{ThreadInfo, scan_threads};
+
+use crate::kernel_walk::{self, Skipped};
+use crate::target::Target;
+
+const SPEC: TableSpec = TableSpec {
+    name: "threads",
+    doc: "Threads of every process, one row per thread; join with processes on pid.",
+    columns: &[
+        Column::new("pid", Int32, "process id (thread-group id)").key(),
+        Column::new("tid", Int32, "thread id"),
+        Column::new("comm", Utf8, "thread name (a thread may rename itself)"),
+        Column::new("state", Utf8, "scheduler state letter: R, S, D, Z, T, I, …"),
+    ],
+    sources: &[
+        Source { kind: SourceKind::Drgn, doc: "libdrgn walk of each process's signal->thread_head" },
+        Source { kind: SourceKind::Procfs, doc: "procfs /proc/PID/task/TID/stat" },
+    ],
+};
+
+/// Threads, one row per (process, thread).
+#[derive(Debug)]
+pub struct Threads {
+    target: Arc<Target>,
+    source: &'static Source,
+}
+
+impl Threads {
+    /// The table on `target`.
+    pub fn new(target: &Arc<Target>) -> Self {
+        Threads { target: Arc::clone(target), source: target.source_for(&SPEC) }
+    }
+}
+
+impl KernelTable for Threads {
+    fn spec(&self) -> &'static TableSpec {
+        &SPEC
+    }
+
+    fn source(&self) -> &'static Source {
+        self.source
+    }
+
+    fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
+        let pids = request.keys.values::<i32>("pid");
+        let (threads, warnings) = match self.source.kind {
+            SourceKind::Drgn => kernel_threads(&self.target, pids.as_ref())?,
+            _ => (scan_threads(pids.as_ref()), self.target.take_fallback_note().into_iter().collect()),
+        };
+        Ok(Scanned { batch: to_batch(self, &threads)?, warnings })
+    }
+}
+
+fn kernel_threads(target: &Target, pids: Option<&HashSet<i32>>) -> Result<(Vec<ThreadInfo>, Vec<String>)> {
+    let program = target.kernel()?;
+    let mem = Memory::new(&program);
+    let walker = TaskWalker::new(&program).map_err(kernel_walk::error)?;
+    let mut skipped = Skipped::new("threads");
+    let mut threads = Vec::new();
+    for leader in walker.leaders(&mem).map_err(kernel_walk::error)? {
+        let Some(process) = skipped.check(walker.thread(&mem, leader)) else { continue };
+        if pids.is_some_and(|p| !p.contains(&process.pid)) {
+            continue;
+        }
+        let Some(members) = skipped.check(walker.threads(&mem, leader)) else { continue };
+        for address in members {
+            if let Some(thread) = skipped.check(walker.thread(&mem, address)) {
+                threads.push(ThreadInfo {
+                    pid: thread.pid,
+                    tid: thread.tid,
+                    comm: thread.comm,
+                    state: thread.state,
+                });
+            }
+        }
+    }
+    threads.sort_by_key(|t| (t.pid, t.tid));
+    Ok((threads, skipped.into_warnings()))
+}
+
+fn to_batch(table: &Threads, threads: &[ThreadInfo]) -> Result<RecordBatch> {
+    let rows = || threads.iter();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(rows().map(|t| t.pid))),
+        Arc::new(Int32Array::from_iter_values(rows().map(|t| t.tid))),
+        Arc::new(StringArray::from_iter_values(rows().map(|t| &t.comm))),
+        Arc::new(StringArray::from_iter_values(rows().map(|t| t.state.to_string()))),
+    ];
+    Ok(RecordBatch::try_new(table_schema(table), columns)?)
+}
