@@ -33,7 +33,7 @@ use datafusion::physical_plan::{
 use futures::TryStreamExt;
 
 use crate::pushdown::KeyFilter;
-use crate::table::{KernelTable, ScanRequest, table_schema};
+use crate::table::{KernelTable, ScanRequest};
 use crate::warnings::Warnings;
 
 /// A kernel table registered in a DataFusion session.
@@ -47,7 +47,7 @@ pub struct KernelTableProvider {
 impl KernelTableProvider {
     /// Wrap `table`; its scans report warnings to `warnings`.
     pub fn new(table: Arc<dyn KernelTable>, warnings: Warnings) -> Self {
-        let schema = table_schema(table.as_ref());
+        let schema = table.spec().schema();
         KernelTableProvider { table, schema, warnings }
     }
 }

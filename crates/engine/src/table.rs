@@ -183,7 +183,9 @@ pub trait KernelTable: Debug + Send + Sync {
     fn scan(&self, request: &ScanRequest) -> Result<Scanned>;
 }
 
-/// The Arrow schema of a table, with column descriptions in the field metadata.
-pub fn table_schema(table: &dyn KernelTable) -> SchemaRef {
-    Arc::new(Schema::new(table.spec().columns.iter().map(Column::field).collect::<Vec<_>>()))
+impl TableSpec {
+    /// The Arrow schema of the table, with column descriptions in the field metadata.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(self.columns.iter().map(Column::field).collect::<Vec<_>>()))
+    }
 }

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use datafusion::arrow::array::{ArrayRef, UInt64Array};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
-use kql_engine::table::table_schema;
 use kql_engine::{
     Column, ColumnType, Engine, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec,
 };
@@ -36,7 +35,7 @@ impl KernelTable for Numbers {
     fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
         self.asked.lock().unwrap().push(request.keys.values::<u64>("n"));
         let values: ArrayRef = Arc::new(UInt64Array::from_iter_values(1..=self.size));
-        let batch = RecordBatch::try_new(table_schema(self), vec![values])?;
+        let batch = RecordBatch::try_new(self.spec.schema(), vec![values])?;
         Ok(Scanned { batch, warnings: vec![format!("{} scanned", self.spec.name)] })
     }
 }

@@ -1,5 +1,5 @@
 //! kql's kernel tables, one file each: its columns (with descriptions), its documentation and
-//! its scan. Adding a table means adding its file and one line to [`tables`].
+//! its scans (`TableScan`). Adding a table means adding its file and one line to [`tables`].
 //!
 //! [`target`] says which kernel is inspected and which source fills each table there;
 //! [`functions`] holds the SQL functions kql adds for queries about the target itself;
@@ -11,6 +11,7 @@ mod proc_fds;
 mod processes;
 pub mod queries;
 mod ss_users;
+mod table;
 pub mod target;
 mod tcp_listeners;
 mod threads;
@@ -20,15 +21,16 @@ use std::sync::Arc;
 use datafusion::error::Result;
 use kql_engine::{Engine, KernelTable};
 
+use crate::table::Table;
 use crate::target::Target;
 
 /// Every kernel table on `target`, in the order `kql tables` lists them.
 pub fn tables(target: &Arc<Target>) -> Vec<Arc<dyn KernelTable>> {
     vec![
-        Arc::new(tcp_listeners::TcpListeners::new(target)),
-        Arc::new(proc_fds::ProcFds::new(target)),
-        Arc::new(processes::Processes::new(target)),
-        Arc::new(threads::Threads::new(target)),
+        Table::<tcp_listeners::TcpListeners>::on(target),
+        Table::<proc_fds::ProcFds>::on(target),
+        Table::<processes::Processes>::on(target),
+        Table::<threads::Threads>::on(target),
     ]
 }
 

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray, UInt32Array, UInt64Array};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
-use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
 use kql_kernel::Memory;
 use kql_kernel::fs::{FileCaches, FileWalker};
 use kql_kernel::sched::{TaskCaches, TaskWalker};
 use kql_sources::proc_scan::{FdKind, ProcFd, ScanFilter, scan_fds};
 
 use crate::kernel_walk::{self, Skipped};
+use crate::table::TableScan;
 use crate::target::Target;
 
 const SPEC: TableSpec = TableSpec {
@@ -44,34 +44,20 @@ const SPEC: TableSpec = TableSpec {
 
 /// Open file descriptors, one row per (process, fd).
 #[derive(Debug)]
-pub struct ProcFds {
-    target: Arc<Target>,
-    source: &'static Source,
-}
+pub struct ProcFds;
 
-impl ProcFds {
-    /// The table on `target`.
-    pub fn new(target: &Arc<Target>) -> Self {
-        ProcFds { target: Arc::clone(target), source: target.source_for(&SPEC) }
-    }
-}
-
-impl KernelTable for ProcFds {
-    fn spec(&self) -> &'static TableSpec {
+impl TableScan for ProcFds {
+    fn spec() -> &'static TableSpec {
         &SPEC
     }
 
-    fn source(&self) -> &'static Source {
-        self.source
-    }
-
-    fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
+    fn scan(target: &Target, source: SourceKind, request: &ScanRequest) -> Result<Scanned> {
         let filter = ScanFilter { pids: request.keys.values("pid"), inodes: request.keys.values("inode") };
-        let (fds, warnings) = match self.source.kind {
-            SourceKind::Drgn => kernel_fds(&self.target, &filter)?,
-            _ => host_fds(&self.target, &filter),
+        let (fds, warnings) = match source {
+            SourceKind::Drgn => kernel_fds(target, &filter)?,
+            _ => host_fds(target, &filter),
         };
-        Ok(Scanned { batch: to_batch(self, &fds)?, warnings })
+        Ok(Scanned { batch: to_batch(&fds)?, warnings })
     }
 }
 
@@ -144,7 +130,7 @@ fn socket_inode(fd: &ProcFd) -> Option<u64> {
     (fd.kind == FdKind::Socket).then_some(fd.inode).flatten()
 }
 
-fn to_batch(table: &ProcFds, fds: &[ProcFd]) -> Result<RecordBatch> {
+fn to_batch(fds: &[ProcFd]) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(fds.iter().map(|f| f.pid))),
         Arc::new(StringArray::from_iter_values(fds.iter().map(|f| &*f.comm))),
@@ -154,5 +140,5 @@ fn to_batch(table: &ProcFds, fds: &[ProcFd]) -> Result<RecordBatch> {
         Arc::new(StringArray::from_iter_values(fds.iter().map(|f| &f.target))),
         Arc::new(UInt64Array::from_iter(fds.iter().map(socket_inode))),
     ];
-    Ok(RecordBatch::try_new(table_schema(table), columns)?)
+    Ok(RecordBatch::try_new(SPEC.schema(), columns)?)
 }

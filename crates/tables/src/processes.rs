@@ -14,13 +14,13 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
-use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
 use kql_kernel::Memory;
 use kql_kernel::sched::{Task, TaskCaches, TaskWalker};
 use kql_sources::proc_scan::{ProcessInfo, scan_processes};
 
 use crate::kernel_walk::{self, Skipped};
+use crate::table::TableScan;
 use crate::target::Target;
 
 const SPEC: TableSpec = TableSpec {
@@ -46,37 +46,23 @@ const SPEC: TableSpec = TableSpec {
 
 /// Processes, one row per thread group.
 #[derive(Debug)]
-pub struct Processes {
-    target: Arc<Target>,
-    source: &'static Source,
-}
+pub struct Processes;
 
-impl Processes {
-    /// The table on `target`.
-    pub fn new(target: &Arc<Target>) -> Self {
-        Processes { target: Arc::clone(target), source: target.source_for(&SPEC) }
-    }
-}
-
-impl KernelTable for Processes {
-    fn spec(&self) -> &'static TableSpec {
+impl TableScan for Processes {
+    fn spec() -> &'static TableSpec {
         &SPEC
     }
 
-    fn source(&self) -> &'static Source {
-        self.source
-    }
-
-    fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
+    fn scan(target: &Target, source: SourceKind, request: &ScanRequest) -> Result<Scanned> {
         let pids = request.keys.values::<i32>("pid");
-        let (mut processes, warnings) = match self.source.kind {
-            SourceKind::Drgn => kernel_processes(&self.target, pids.as_ref())?,
-            _ => host_processes(&self.target, pids.as_ref()),
+        let (mut processes, warnings) = match source {
+            SourceKind::Drgn => kernel_processes(target, pids.as_ref())?,
+            _ => host_processes(target, pids.as_ref()),
         };
         if let Some(netns) = request.keys.values::<u64>("netns") {
             processes.retain(|p| p.netns.is_some_and(|n| netns.contains(&n)));
         }
-        Ok(Scanned { batch: to_batch(self, &processes)?, warnings })
+        Ok(Scanned { batch: to_batch(&processes)?, warnings })
     }
 }
 
@@ -124,7 +110,7 @@ fn process_info(task: Task) -> ProcessInfo {
     }
 }
 
-fn to_batch(table: &Processes, processes: &[ProcessInfo]) -> Result<RecordBatch> {
+fn to_batch(processes: &[ProcessInfo]) -> Result<RecordBatch> {
     let rows = || processes.iter();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(rows().map(|p| p.pid))),
@@ -140,5 +126,5 @@ fn to_batch(table: &Processes, processes: &[ProcessInfo]) -> Result<RecordBatch>
         Arc::new(UInt64Array::from_iter(rows().map(|p| p.netns))),
         Arc::new(StringArray::from_iter(rows().map(|p| p.cgroup.as_deref()))),
     ];
-    Ok(RecordBatch::try_new(table_schema(table), columns)?)
+    Ok(RecordBatch::try_new(SPEC.schema(), columns)?)
 }

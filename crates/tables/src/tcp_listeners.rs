@@ -14,13 +14,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array, UInt32Array, UInt64Array};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
-use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
 use kql_kernel::net::ListeningSocket;
 use kql_sources::netns::{self, NetNamespace};
 use kql_sources::proc_net_tcp;
 use kql_sources::sock_diag::{self, TCP_LISTEN, TcpSocket};
 
+use crate::table::TableScan;
 use crate::target::Target;
 
 const SPEC: TableSpec = TableSpec {
@@ -71,34 +71,20 @@ const SPEC: TableSpec = TableSpec {
 
 /// Listening TCP sockets, one row per socket.
 #[derive(Debug)]
-pub struct TcpListeners {
-    target: Arc<Target>,
-    source: &'static Source,
-}
+pub struct TcpListeners;
 
-impl TcpListeners {
-    /// The table on `target`.
-    pub fn new(target: &Arc<Target>) -> Self {
-        TcpListeners { target: Arc::clone(target), source: target.source_for(&SPEC) }
-    }
-}
-
-impl KernelTable for TcpListeners {
-    fn spec(&self) -> &'static TableSpec {
+impl TableScan for TcpListeners {
+    fn spec() -> &'static TableSpec {
         &SPEC
     }
 
-    fn source(&self) -> &'static Source {
-        self.source
-    }
-
-    fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
+    fn scan(target: &Target, source: SourceKind, request: &ScanRequest) -> Result<Scanned> {
         let wanted = request.keys.values::<u64>("netns");
         let mut warnings = Vec::new();
-        let mut rows = match self.source.kind {
-            SourceKind::Drgn => kernel_listeners(&self.target)?,
+        let mut rows = match source {
+            SourceKind::Drgn => kernel_listeners(target)?,
             kind => {
-                warnings.extend(self.target.take_fallback_note());
+                warnings.extend(target.take_fallback_note());
                 host_listeners(kind, wanted.as_ref(), &mut warnings)
             }
         };
@@ -109,7 +95,7 @@ impl KernelTable for TcpListeners {
                 && ports.as_ref().is_none_or(|p| p.contains(&row.socket.local_port))
                 && inodes.as_ref().is_none_or(|i| i.contains(&row.socket.inode))
         });
-        Ok(Scanned { batch: to_batch(self, &rows)?, warnings })
+        Ok(Scanned { batch: to_batch(&rows)?, warnings })
     }
 }
 
@@ -218,7 +204,7 @@ fn ss_address(addr: IpAddr, v6only: bool) -> String {
     }
 }
 
-fn to_batch(table: &TcpListeners, rows: &[Listener]) -> Result<RecordBatch> {
+fn to_batch(rows: &[Listener]) -> Result<RecordBatch> {
     let sockets = || rows.iter().map(|r| &r.socket);
     let v6only = |s: &TcpSocket| s.v6only.unwrap_or(false);
     let columns: Vec<ArrayRef> = vec![
@@ -242,5 +228,5 @@ fn to_batch(table: &TcpListeners, rows: &[Listener]) -> Result<RecordBatch> {
         Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.sk_addr))),
         Arc::new(BooleanArray::from_iter(rows.iter().map(|r| r.reuseport))),
     ];
-    Ok(RecordBatch::try_new(table_schema(table), columns)?)
+    Ok(RecordBatch::try_new(SPEC.schema(), columns)?)
 }

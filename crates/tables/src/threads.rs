@@ -9,13 +9,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
-use kql_engine::table::table_schema;
-use kql_engine::{Column, ColumnType::*, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
 use kql_kernel::Memory;
 use kql_kernel::sched::TaskWalker;
 use kql_sources::proc_threads::{ThreadInfo, scan_threads};
 
 use crate::kernel_walk::{self, Skipped};
+use crate::table::TableScan;
 use crate::target::Target;
 
 const SPEC: TableSpec = TableSpec {
@@ -35,34 +35,20 @@ const SPEC: TableSpec = TableSpec {
 
 /// Threads, one row per (process, thread).
 #[derive(Debug)]
-pub struct Threads {
-    target: Arc<Target>,
-    source: &'static Source,
-}
+pub struct Threads;
 
-impl Threads {
-    /// The table on `target`.
-    pub fn new(target: &Arc<Target>) -> Self {
-        Threads { target: Arc::clone(target), source: target.source_for(&SPEC) }
-    }
-}
-
-impl KernelTable for Threads {
-    fn spec(&self) -> &'static TableSpec {
+impl TableScan for Threads {
+    fn spec() -> &'static TableSpec {
         &SPEC
     }
 
-    fn source(&self) -> &'static Source {
-        self.source
-    }
-
-    fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
+    fn scan(target: &Target, source: SourceKind, request: &ScanRequest) -> Result<Scanned> {
         let pids = request.keys.values::<i32>("pid");
-        let (threads, warnings) = match self.source.kind {
-            SourceKind::Drgn => kernel_threads(&self.target, pids.as_ref())?,
-            _ => (scan_threads(pids.as_ref()), self.target.take_fallback_note().into_iter().collect()),
+        let (threads, warnings) = match source {
+            SourceKind::Drgn => kernel_threads(target, pids.as_ref())?,
+            _ => (scan_threads(pids.as_ref()), target.take_fallback_note().into_iter().collect()),
         };
-        Ok(Scanned { batch: to_batch(self, &threads)?, warnings })
+        Ok(Scanned { batch: to_batch(&threads)?, warnings })
     }
 }
 
@@ -93,7 +79,7 @@ fn kernel_threads(target: &Target, pids: Option<&HashSet<i32>>) -> Result<(Vec<T
     Ok((threads, skipped.into_warnings()))
 }
 
-fn to_batch(table: &Threads, threads: &[ThreadInfo]) -> Result<RecordBatch> {
+fn to_batch(threads: &[ThreadInfo]) -> Result<RecordBatch> {
     let rows = || threads.iter();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(rows().map(|t| t.pid))),
@@ -101,5 +87,5 @@ fn to_batch(table: &Threads, threads: &[ThreadInfo]) -> Result<RecordBatch> {
         Arc::new(StringArray::from_iter_values(rows().map(|t| &t.comm))),
         Arc::new(StringArray::from_iter_values(rows().map(|t| t.state.to_string()))),
     ];
-    Ok(RecordBatch::try_new(table_schema(table), columns)?)
+    Ok(RecordBatch::try_new(SPEC.schema(), columns)?)
 }
