@@ -237,16 +237,7 @@ impl Program {
 
     /// Reads `buf.len()` bytes of kernel virtual memory at `address` in one read.
     pub fn read_memory(&self, address: u64, buf: &mut [u8]) -> Result<()> {
-        // SAFETY: `buf` is valid for `buf.len()` writable bytes for the duration of the call.
-        Error::check(unsafe {
-            sys::drgn_program_read_memory(
-                self.raw.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                address,
-                buf.len(),
-                false,
-            )
-        })
+        self.read(address, buf, false)
     }
 
     /// For an ELF vmcore target, the file mapped into memory (see [`CoreImage`]), mapped on
@@ -261,6 +252,10 @@ impl Program {
 
     /// Reads `buf.len()` bytes of physical memory at `address` in one read.
     pub fn read_physical_memory(&self, address: u64, buf: &mut [u8]) -> Result<()> {
+        self.read(address, buf, true)
+    }
+
+    fn read(&self, address: u64, buf: &mut [u8], physical: bool) -> Result<()> {
         // SAFETY: `buf` is valid for `buf.len()` writable bytes for the duration of the call.
         Error::check(unsafe {
             sys::drgn_program_read_memory(
@@ -268,7 +263,7 @@ impl Program {
                 buf.as_mut_ptr().cast(),
                 address,
                 buf.len(),
-                true,
+                physical,
             )
         })
     }
