@@ -2,30 +2,19 @@
 
 use crate::support::*;
 
-/// Runs kql expecting failure; returns its single stderr line.
-fn failure(args: &[&str]) -> String {
-    let output = kql(args);
-    assert!(!output.status.success(), "kql {args:?} should fail");
-    assert!(output.stdout.is_empty(), "no output on failure");
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
-    assert!(stderr.starts_with("kql: "), "{stderr}");
-    stderr
-}
-
 #[test]
 fn bad_input_is_one_line_and_a_failure() {
-    assert!(failure(&["select * fromm tcp_listeners"]).contains("Line: 1, Column: "));
-    assert!(failure(&["select * from no_such_table"]).contains("unknown table 'no_such_table'"));
-    assert!(failure(&["select nope from proc_fds"]).contains("nope"));
-    assert!(failure(&["-q", "no-such-query"]).contains("unknown saved query 'no-such-query'"));
-    assert!(failure(&["-f", "/nonexistent/q.sql"]).contains("cannot read /nonexistent/q.sql"));
-    assert!(failure(&["describe", "no_such_table"]).contains("unknown table"));
+    assert!(kql_failure(&["select * fromm tcp_listeners"]).contains("Line: 1, Column: "));
+    assert!(kql_failure(&["select * from no_such_table"]).contains("unknown table 'no_such_table'"));
+    assert!(kql_failure(&["select nope from proc_fds"]).contains("nope"));
+    assert!(kql_failure(&["-q", "no-such-query"]).contains("unknown saved query 'no-such-query'"));
+    assert!(kql_failure(&["-f", "/nonexistent/q.sql"]).contains("cannot read /nonexistent/q.sql"));
+    assert!(kql_failure(&["describe", "no_such_table"]).contains("unknown table"));
     let dir = TempDir::new();
     let comments = dir.0.join("comments.sql");
     std::fs::write(&comments, "-- nothing but a comment\n").unwrap();
-    assert!(failure(&["-f", comments.to_str().unwrap()]).contains("no SQL statement"));
-    assert!(failure(&["--format", "xml", "select 1"]).contains("xml"));
+    assert!(kql_failure(&["-f", comments.to_str().unwrap()]).contains("no SQL statement"));
+    assert!(kql_failure(&["--format", "xml", "select 1"]).contains("xml"));
 }
 
 #[test]

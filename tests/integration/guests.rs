@@ -11,7 +11,7 @@ use kql_rig::kernels::{self, Series};
 use kql_rig::truth::{Family, TcpEntry, Truth};
 use serde_json::{Value, json};
 
-use crate::support::{kql, kql_rows, rig_workload};
+use crate::support::{kql_failure, kql_rows, rig_workload};
 
 /// A booted guest, its ground truth, and a vmcore dumped from it.
 struct Booted {
@@ -247,16 +247,6 @@ fn five_thousand_listeners_live_and_vmcore() {
     }
 }
 
-/// Runs kql expecting failure; returns its single stderr line.
-fn one_line_error(args: &[&str]) -> String {
-    let output = kql(args);
-    assert!(!output.status.success(), "kql {args:?} should fail");
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
-    assert!(stderr.starts_with("kql: "), "{stderr}");
-    stderr
-}
-
 #[test]
 fn bad_targets_fail_in_one_line() {
     let booted = Booted::new(Series::Bookworm61, "idle");
@@ -265,27 +255,27 @@ fn bad_targets_fail_in_one_line() {
     let other = kernels::fetch(Series::Bookworm612).expect("fetch 6.12");
     let wrong = other.vmlinux.display().to_string();
 
-    let error = one_line_error(&["--core", &vmcore, "--vmlinux", &wrong, "-q", "ss-nlpt"]);
+    let error = kql_failure(&["--core", &vmcore, "--vmlinux", &wrong, "-q", "ss-nlpt"]);
     assert!(error.contains("does not match"), "{error}");
     assert!(error.contains(&booted.guest.kernel().build_id) && error.contains(&other.build_id), "{error}");
     assert!(error.contains(&wrong), "{error}");
 
     let missing = "/nonexistent/vmlinux";
-    let error = one_line_error(&["--core", &vmcore, "--vmlinux", missing, "-q", "ss-nlpt"]);
+    let error = kql_failure(&["--core", &vmcore, "--vmlinux", missing, "-q", "ss-nlpt"]);
     assert!(error.contains(missing), "{error}");
 
     let truncated = truncated_copy(&booted.vmcore, 64 << 20);
     let path = truncated.display().to_string();
-    let error = one_line_error(&["--core", &path, "--vmlinux", &right, "-q", "ss-nlpt"]);
+    let error = kql_failure(&["--core", &path, "--vmlinux", &right, "-q", "ss-nlpt"]);
     let _ = std::fs::remove_file(&truncated);
     assert!(error.contains("truncated") && error.contains(&path), "{error}");
 
     let dead = dead_qmp_socket();
-    let error = one_line_error(&["--qmp", &dead, "--vmlinux", &right, "-q", "ss-nlpt"]);
+    let error = kql_failure(&["--qmp", &dead, "--vmlinux", &right, "-q", "ss-nlpt"]);
     let _ = std::fs::remove_file(&dead);
     assert!(error.contains(&dead) && error.contains("refused"), "{error}");
 
-    let error = one_line_error(&["--core", &vmcore, "--source", "procfs", "-q", "ss-nlpt"]);
+    let error = kql_failure(&["--core", &vmcore, "--source", "procfs", "-q", "ss-nlpt"]);
     assert!(error.contains("procfs"), "{error}");
 }
 

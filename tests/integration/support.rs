@@ -19,6 +19,18 @@ pub fn kql(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kql")).args(args).output().expect("kql runs")
 }
 
+/// Run kql expecting failure: no output, a non-zero exit and one `kql: ` line on stderr,
+/// which is returned.
+pub fn kql_failure(args: &[&str]) -> String {
+    let output = kql(args);
+    assert!(!output.status.success(), "kql {args:?} should fail");
+    assert!(output.stdout.is_empty(), "no output on failure");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.starts_with("kql: "), "{stderr}");
+    stderr
+}
+
 /// Run `kql ARGS --format json` and return its rows; panics with stderr if it fails.
 pub fn kql_rows(args: &[&str]) -> Vec<BTreeMap<String, Value>> {
     let mut args = args.to_vec();
