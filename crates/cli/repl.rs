@@ -20,6 +20,7 @@ pub fn run(session: &Session) -> Result<(), CliError> {
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
+    eprintln!("kql on the {}: end statements with ;, \\q quits", session.target().description());
     let mut pending = String::new();
     loop {
         let prompt = if pending.is_empty() { PROMPT } else { CONTINUATION };

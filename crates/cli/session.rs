@@ -16,6 +16,7 @@ use crate::format::{self, Format};
 /// Everything needed to run SQL text and print its results.
 pub struct Session {
     engine: Engine,
+    target: Arc<Target>,
     runtime: tokio::runtime::Runtime,
     /// Output format of query results.
     pub format: Format,
@@ -29,7 +30,12 @@ impl Session {
             .enable_all()
             .build()
             .map_err(|e| CliError::new(format!("cannot start the query runtime: {e}")))?;
-        Ok(Session { engine, runtime, format })
+        Ok(Session { engine, target: Arc::clone(target), runtime, format })
+    }
+
+    /// What is being inspected.
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// The engine, for catalog questions.
