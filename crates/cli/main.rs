@@ -1,7 +1,8 @@
 //! `kql`: SQL over live kernel objects — the command line.
 //!
 //! `kql "SQL"`, `kql -f FILE.sql`, `kql -q NAME` run SQL; `kql queries`, `kql tables`,
-//! `kql describe TABLE` and `kql reference` answer questions about kql itself; `kql` alone
+//! `kql describe TABLE` and `kql reference` answer questions about kql itself; `kql
+//! completions SHELL` and `kql man` print a completion script and the man page; `kql` alone
 //! opens a REPL on a terminal and reads SQL from standard input otherwise.
 
 mod catalog;
@@ -14,7 +15,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::CliError;
 use crate::format::Format;
@@ -92,6 +93,13 @@ enum Command {
     },
     /// Print the Markdown reference of every table and function.
     Reference,
+    /// Print a shell completion script: `kql completions bash > /etc/bash_completion.d/kql`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print kql's man page (roff): `kql man | man -l -`.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -126,6 +134,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match &cli.command {
         Some(Command::Queries) => return list_queries(&mut out),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(*shell, &mut Cli::command(), "kql", &mut out);
+            return Ok(());
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            return Ok(());
+        }
         Some(Command::Reference) => {
             let target = Target::host_sources();
             let tables = kql_tables::tables(&target);

@@ -72,3 +72,18 @@ fn catalog_commands_describe_every_table() {
         assert_eq!(kql_rows(&[&sql]).len(), columns.len(), "information_schema agrees for {name}");
     }
 }
+
+#[test]
+fn completion_scripts_and_man_page_come_from_the_cli_definition() {
+    let script = |shell: &str| String::from_utf8(kql(&["completions", shell]).stdout).unwrap();
+    let bash = script("bash");
+    assert!(bash.contains("--core") && bash.contains("--qmp") && bash.contains("describe"), "{bash}");
+    let checked = std::process::Command::new("bash").args(["-n", "-c", &bash]).status().unwrap();
+    assert!(checked.success(), "the bash script parses");
+    assert!(script("zsh").starts_with("#compdef kql"));
+    assert!(script("fish").contains("complete -c kql"));
+    let man = String::from_utf8(kql(&["man"]).stdout).unwrap();
+    assert!(man.contains(".TH kql 1"), "{man}");
+    assert!(man.contains("\\-\\-vmlinux") && man.contains("completions"), "options and subcommands: {man}");
+    assert!(kql_failure(&["completions", "tcsh"]).contains("tcsh"));
+}
