@@ -8,6 +8,8 @@
 mod catalog;
 mod error;
 mod format;
+mod helper;
+mod meta;
 mod repl;
 mod session;
 
@@ -162,11 +164,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 .ok_or_else(|| CliError::new(format!("unknown table '{table}' (`kql tables` lists them)")))?;
             session.print(&catalog::describe(table.as_ref())?, &mut out)
         }
-        _ => run_input(&cli, &session, &mut out),
+        _ => run_input(&cli, session, &mut out),
     }
 }
 
-fn run_input(cli: &Cli, session: &Session, out: &mut dyn Write) -> Result<(), CliError> {
+fn run_input(cli: &Cli, session: Session, out: &mut dyn Write) -> Result<(), CliError> {
     if let Some(sql) = &cli.sql {
         session.run_sql(sql, out)
     } else if let Some(path) = &cli.file {

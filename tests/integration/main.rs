@@ -8,6 +8,7 @@ mod guests;
 mod netns;
 mod procfs_tables;
 mod readme;
+mod repl;
 mod sources;
 mod ss_nlpt;
 mod support;

@@ -29,7 +29,10 @@ pub struct TargetOptions {
 #[derive(Debug)]
 pub struct Target {
     description: String,
+    live: bool,
     kernel: Option<Mutex<Program>>,
+    /// Why libdrgn is not attached, when it is not.
+    drgn_unavailable: Option<String>,
     forced: Option<SourceKind>,
     fallback_note: Mutex<Option<String>>,
 }
@@ -52,19 +55,22 @@ impl Target {
             if !live {
                 return Err(format!("--source {} reads this host, not the {description}", kind.name()));
             }
-            return Ok(Arc::new(Target::without_kernel(description, forced, None)));
+            let why = format!("not tried: --source {} was asked for", kind.name());
+            return Ok(Arc::new(Target::without_kernel(description, forced, why, None)));
         }
         match attach(drgn_target, options.vmlinux.as_deref()) {
             Ok(program) => Ok(Arc::new(Target {
                 description,
+                live,
                 kernel: Some(Mutex::new(program)),
+                drgn_unavailable: None,
                 forced,
                 fallback_note: Mutex::new(None),
             })),
             Err(reason) if live && forced.is_none() => {
                 let note =
                     format!("{reason}; so tables come from netlink sock_diag and procfs instead of libdrgn");
-                Ok(Arc::new(Target::without_kernel(description, None, Some(note))))
+                Ok(Arc::new(Target::without_kernel(description, None, reason, Some(note))))
             }
             Err(reason) => Err(reason),
         }
@@ -73,11 +79,23 @@ impl Target {
     /// The live host read through netlink and procfs only, without trying libdrgn (for the
     /// reference, which documents every source anyway, and for benchmarks of those sources).
     pub fn host_sources() -> Arc<Target> {
-        Arc::new(Target::without_kernel("live host".into(), None, None))
+        Arc::new(Target::without_kernel("live host".into(), None, "not tried".into(), None))
     }
 
-    fn without_kernel(description: String, forced: Option<SourceKind>, note: Option<String>) -> Target {
-        Target { description, kernel: None, forced, fallback_note: Mutex::new(note) }
+    fn without_kernel(
+        description: String,
+        forced: Option<SourceKind>,
+        why: String,
+        note: Option<String>,
+    ) -> Target {
+        Target {
+            description,
+            live: true,
+            kernel: None,
+            drgn_unavailable: Some(why),
+            forced,
+            fallback_note: Mutex::new(note),
+        }
     }
 
     /// What is inspected, e.g. "vmcore /tmp/dump" or "live host".
@@ -97,6 +115,23 @@ impl Target {
             .or(forced)
             .or_else(host)
             .unwrap_or(&spec.sources[0])
+    }
+
+    /// Every source of `spec` with what it is doing here: "in use", or why not (`\sources`).
+    pub fn source_states(&self, spec: &'static TableSpec) -> Vec<(&'static Source, String)> {
+        let chosen = self.source_for(spec);
+        let state = |source: &Source| match source.kind {
+            _ if std::ptr::eq(source, chosen) => "in use".to_string(),
+            SourceKind::Drgn => match &self.drgn_unavailable {
+                Some(why) => format!("unavailable: {why}"),
+                None => format!("available; --source {} was asked for", chosen.kind.name()),
+            },
+            kind if !self.live => {
+                format!("unavailable: {} reads this host, not the {}", kind.name(), self.description)
+            }
+            kind => format!("available: --source {}", kind.name()),
+        };
+        spec.sources.iter().map(|source| (source, state(source))).collect()
     }
 
     /// The kernel program, for tables filled by libdrgn.
