@@ -39,6 +39,9 @@ struct Cli {
     /// Run the saved query NAME (`kql queries` lists them).
     #[arg(short = 'q', long = "query", value_name = "NAME", group = "input")]
     query: Option<String>,
+    /// A parameter of the saved query: `--param port=22` (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
     /// Output format of results.
     #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
     format: Format,
@@ -169,6 +172,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 fn run_input(cli: &Cli, session: Session, out: &mut dyn Write) -> Result<(), CliError> {
+    if !cli.params.is_empty() && cli.query.is_none() {
+        return Err(CliError::new("--param gives a parameter of a saved query: use it with -q NAME".into()));
+    }
     if let Some(sql) = &cli.sql {
         session.run_sql(sql, out)
     } else if let Some(path) = &cli.file {
@@ -179,7 +185,8 @@ fn run_input(cli: &Cli, session: Session, out: &mut dyn Write) -> Result<(), Cli
         let query = queries::find(name).ok_or_else(|| {
             CliError::new(format!("unknown saved query '{name}' (`kql queries` lists them)"))
         })?;
-        session.run_sql(query.sql, out)
+        let given = cli.params.iter().map(|p| split_param(p)).collect::<Result<Vec<_>, _>>()?;
+        session.run_bound(query.sql, &query.bind(&given).map_err(CliError::new)?, out)
     } else if std::io::stdin().is_terminal() {
         repl::run(session)
     } else {
@@ -192,10 +199,13 @@ fn run_input(cli: &Cli, session: Session, out: &mut dyn Write) -> Result<(), Cli
 }
 
 fn list_queries(out: &mut dyn Write) -> Result<(), CliError> {
-    let queries = queries::all();
-    let width = queries.iter().map(|q| q.name.len()).max().unwrap_or(0);
-    for query in queries {
-        writeln!(out, "{:width$}  {}", query.name, query.description)?;
-    }
+    writeln!(out, "{}", meta::saved_queries())?;
     Ok(())
+}
+
+/// `NAME=VALUE` of `--param` and `\run` as its two halves.
+fn split_param(text: &str) -> Result<(String, String), CliError> {
+    let (name, value) =
+        text.split_once('=').ok_or_else(|| CliError::new(format!("parameter '{text}' is not NAME=VALUE")))?;
+    Ok((name.trim().to_string(), value.to_string()))
 }

@@ -32,7 +32,7 @@ const HELP: &str = "\
 \\dt                  list tables and their sources
 \\d TABLE             columns of TABLE: types, keys, descriptions, source
 \\queries             list saved queries
-\\run NAME            run a saved query
+\\run NAME [P=V ...]  run a saved query, giving its parameters
 \\i FILE              run the SQL in FILE
 \\o [FILE]            send results to FILE (no FILE: back to the terminal)
 \\format FORMAT       table, csv, json or ndjson
@@ -63,7 +63,7 @@ pub fn run(repl: &mut Repl, line: &str) -> Result<Flow, CliError> {
         ("\\dt" | "\\d", []) => repl.print_batch(&catalog::tables(repl.session.engine().tables())?)?,
         ("\\d", [table]) => describe(repl, table)?,
         ("\\queries", []) => repl.print_text(&saved_queries())?,
-        ("\\run", [name]) => run_saved(repl, name)?,
+        ("\\run", [name, params @ ..]) => run_saved(repl, name, params)?,
         ("\\i", [file]) => run_file(repl, file)?,
         ("\\o", []) => repl.output_to(None)?,
         ("\\o", [file]) => repl.output_to(Some(PathBuf::from(file)))?,
@@ -97,16 +97,35 @@ fn describe(repl: &mut Repl, name: &str) -> Result<(), CliError> {
     repl.print_text(&format!("source: {} — {}", source.kind.name(), source.doc))
 }
 
-fn saved_queries() -> String {
+/// One line per saved query: name, description, parameters.
+pub fn saved_queries() -> String {
     let all = queries::all();
     let width = all.iter().map(|q| q.name.len()).max().unwrap_or(0);
-    all.iter().map(|q| format!("{:width$}  {}", q.name, q.description)).collect::<Vec<_>>().join("\n")
+    all.iter()
+        .map(|q| format!("{:width$}  {}{}", q.name, q.description, params_of(q)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
-fn run_saved(repl: &mut Repl, name: &str) -> Result<(), CliError> {
+/// `\run NAME [PARAM=VALUE ...]`.
+/// ` (port int = 22, …)` for a query with parameters.
+fn params_of(query: &queries::SavedQuery) -> String {
+    let params: Vec<String> = query
+        .params()
+        .iter()
+        .map(|p| match p.default {
+            Some(default) => format!("{} {:?} = {default}", p.name, p.kind),
+            None => format!("{} {:?}", p.name, p.kind),
+        })
+        .collect();
+    if params.is_empty() { String::new() } else { format!(" ({})", params.join(", ").to_lowercase()) }
+}
+
+fn run_saved(repl: &mut Repl, name: &str, params: &[&str]) -> Result<(), CliError> {
     let query = queries::find(name)
         .ok_or_else(|| CliError::new(format!("unknown saved query '{name}' (\\queries lists them)")))?;
-    repl.run_sql(query.sql)
+    let given = params.iter().map(|p| crate::split_param(p)).collect::<Result<Vec<_>, _>>()?;
+    repl.run_bound(query.sql, &query.bind(&given).map_err(CliError::new)?)
 }
 
 fn run_file(repl: &mut Repl, file: &str) -> Result<(), CliError> {

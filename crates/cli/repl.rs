@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
 use kql_tables::queries;
 use kql_tables::target::Target;
 use rustyline::Editor;
@@ -18,7 +19,7 @@ use rustyline::history::FileHistory;
 use crate::error::CliError;
 use crate::helper::{Catalog, KqlHelper};
 use crate::meta::{self, Flow};
-use crate::session::{Outcome, Session};
+use crate::session::{Outcome, Session, no_params};
 
 const PROMPT: &str = "kql> ";
 
@@ -33,9 +34,14 @@ pub struct Repl {
 impl Repl {
     /// Runs `sql` as typed in the REPL: cancellable, timed, printed to the current output.
     pub fn run_sql(&mut self, sql: &str) -> Result<(), CliError> {
+        self.run_bound(sql, &no_params())
+    }
+
+    /// [`Repl::run_sql`] with `$name` placeholders bound to `params`.
+    pub fn run_bound(&mut self, sql: &str, params: &ParamValues) -> Result<(), CliError> {
         let outcome = match &mut self.output {
-            Some(file) => self.session.run_interactive(sql, file)?,
-            None => self.session.run_interactive(sql, &mut std::io::stdout().lock())?,
+            Some(file) => self.session.run_interactive(sql, params, file)?,
+            None => self.session.run_interactive(sql, params, &mut std::io::stdout().lock())?,
         };
         if let Outcome::Cancelled = outcome {
             eprintln!("kql: query cancelled");

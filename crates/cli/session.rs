@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use kql_engine::Engine;
@@ -66,8 +67,13 @@ impl Session {
     /// Run every statement of `sql` in order, printing each result to `out`. Stops at the
     /// first failing statement. SQL with no statement at all is an error.
     pub fn run_sql(&self, sql: &str, out: &mut dyn Write) -> Result<(), CliError> {
+        self.run_bound(sql, &no_params(), out)
+    }
+
+    /// [`Session::run_sql`] with `$name` placeholders bound to `params`.
+    pub fn run_bound(&self, sql: &str, params: &ParamValues, out: &mut dyn Write) -> Result<(), CliError> {
         for statement in parse(sql)? {
-            let result = self.runtime.block_on(self.engine.run_statement(statement));
+            let result = self.runtime.block_on(self.engine.run_statement(statement, params));
             self.print_warnings();
             let (schema, batches) = result?;
             format::write(out, self.format, &schema, &batches)?;
@@ -77,12 +83,17 @@ impl Session {
 
     /// Like [`Session::run_sql`], but Ctrl-C cancels the running statement (its scans finish
     /// in the background, their rows are dropped) and the rest, and `\timing` is honoured.
-    pub fn run_interactive(&self, sql: &str, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    pub fn run_interactive(
+        &self,
+        sql: &str,
+        params: &ParamValues,
+        out: &mut dyn Write,
+    ) -> Result<Outcome, CliError> {
         for statement in parse(sql)? {
             let started = Instant::now();
             let result = self.runtime.block_on(async {
                 tokio::select! {
-                    result = self.engine.run_statement(statement) => Some(result),
+                    result = self.engine.run_statement(statement, params) => Some(result),
                     _ = tokio::signal::ctrl_c() => None,
                 }
             });
@@ -113,6 +124,11 @@ impl Session {
             }
         }
     }
+}
+
+/// No parameters: for SQL without `$name` placeholders.
+pub fn no_params() -> ParamValues {
+    ParamValues::Map(Default::default())
 }
 
 /// The statements of `sql`; none at all is an error.

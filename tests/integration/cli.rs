@@ -87,3 +87,24 @@ fn completion_scripts_and_man_page_come_from_the_cli_definition() {
     assert!(man.contains("\\-\\-vmlinux") && man.contains("completions"), "options and subcommands: {man}");
     assert!(kql_failure(&["completions", "tcsh"]).contains("tcsh"));
 }
+
+#[test]
+fn saved_query_parameters_are_typed_values_not_sql_text() {
+    let listener = listen("127.0.0.1", ListenOptions::default()).unwrap();
+    let port = local_port(&listener).to_string();
+    let holder = Holder::start("kqlt-param", &[&listener], false, None);
+    drop(listener);
+    let rows = kql_rows(&["-q", "who-listens", "--param", &format!("port={port}")]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["comm"], "kqlt-param");
+    assert_eq!(rows[0]["pid"], holder.pid());
+    assert!(
+        kql_failure(&["-q", "who-listens", "--param", &format!("port={port} or 1=1")])
+            .contains("must be an int")
+    );
+    assert!(kql_failure(&["-q", "who-listens", "--param", "prot=1"]).contains("no parameter 'prot'"));
+    assert!(kql_failure(&["-q", "who-listens", "--param", "port"]).contains("NAME=VALUE"));
+    assert!(kql_failure(&["--param", "port=1", "select 1"]).contains("-q NAME"));
+    let listed = String::from_utf8(kql(&["queries"]).stdout).unwrap();
+    assert!(listed.contains("who-listens") && listed.contains("(port int = 22)"), "{listed}");
+}

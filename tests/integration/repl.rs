@@ -158,6 +158,8 @@ fn meta_commands_change_format_output_target_and_explain_sources() {
     assert_eq!(std::fs::read_to_string(&output).unwrap(), "two\n2\n");
     run("\\run ss-nlpt");
     terminal.wait_for("Local Address:Port");
+    run("\\run who-listens port=notaport");
+    terminal.wait_for("parameter port must be an int");
     run("\\queries");
     terminal.wait_for("ss-nlpt-all");
     run("\\sources");

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
@@ -92,9 +93,15 @@ impl Engine {
         collect(self.context.sql(sql).await?).await
     }
 
-    /// Plan and run one parsed statement, returning its schema and rows.
-    pub async fn run_statement(&self, statement: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    /// Plan and run one parsed statement, its `$name` placeholders bound to `params` (values,
+    /// never SQL text), returning its schema and rows.
+    pub async fn run_statement(
+        &self,
+        statement: Statement,
+        params: &ParamValues,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let plan = self.context.state().statement_to_plan(statement).await?;
+        let plan = plan.with_param_values(params.clone())?;
         collect(self.context.execute_logical_plan(plan).await?).await
     }
 }

@@ -43,7 +43,8 @@ pub fn engine(target: &Arc<Target>) -> Result<Engine> {
             functions::Udf::Aggregate(udaf) => engine.context().register_udaf(udaf),
         }
     }
-    let views: Vec<(String, &str)> = queries::all().iter().map(|q| (q.view(), q.sql)).collect();
+    let views: Vec<(String, &str)> =
+        queries::all().iter().filter(|q| q.params().is_empty()).map(|q| (q.view(), q.sql)).collect();
     engine.create_views(&views)?;
     Ok(engine)
 }

@@ -4,10 +4,18 @@
 //!
 //! Each file starts with a header of SQL comments:
 //! ```sql
-//! -- name: ss-nlpt
-//! -- description: Listening TCP sockets and their processes, as `ss -nlpt` prints them
+//! -- name: who-listens
+//! -- description: Processes listening on a TCP port, in every network namespace
+//! -- param: port int 22
 //! ```
-//! The name must equal the file name without `.sql`.
+//! The name must equal the file name without `.sql`. Each `-- param: NAME TYPE [DEFAULT]`
+//! line declares a parameter (TYPE `int`, `text` or `bool`; without a default it must be
+//! given), used in the SQL as `$NAME` and bound as a typed value by [`SavedQuery::bind`] —
+//! never pasted into the text. A query with parameters is not a view.
+
+use std::collections::HashMap;
+
+use datafusion::common::{ParamValues, ScalarValue};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/saved_queries.rs"));
@@ -24,11 +32,93 @@ pub struct SavedQuery {
     pub sql: &'static str,
 }
 
+/// A parameter a saved query declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    /// Name, used as `$name` in the SQL and `name=value` by the user.
+    pub name: &'static str,
+    /// Type of its values.
+    pub kind: ParamKind,
+    /// Value when not given; `None` makes it required.
+    pub default: Option<&'static str>,
+}
+
+/// Types of saved-query parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A 64-bit signed integer.
+    Int,
+    /// Any text.
+    Text,
+    /// `true` or `false`.
+    Bool,
+}
+
+impl ParamKind {
+    fn parse(name: &str) -> Option<ParamKind> {
+        match name {
+            "int" => Some(ParamKind::Int),
+            "text" => Some(ParamKind::Text),
+            "bool" => Some(ParamKind::Bool),
+            _ => None,
+        }
+    }
+
+    /// `value` as this type, or why not.
+    fn value(self, param: &str, value: &str) -> Result<ScalarValue, String> {
+        let wrong = |kind: &str| format!("parameter {param} must be {kind}, not '{value}'");
+        match self {
+            ParamKind::Int => {
+                value.parse::<i64>().map(|v| ScalarValue::Int64(Some(v))).map_err(|_| wrong("an int"))
+            }
+            ParamKind::Text => Ok(ScalarValue::Utf8(Some(value.to_string()))),
+            ParamKind::Bool => value
+                .parse::<bool>()
+                .map(|v| ScalarValue::Boolean(Some(v)))
+                .map_err(|_| wrong("true or false")),
+        }
+    }
+}
+
 impl SavedQuery {
     /// Name of the view that holds this query.
     pub fn view(&self) -> String {
         self.name.replace('-', "_")
     }
+
+    /// The parameters its header declares, in order.
+    pub fn params(&self) -> Vec<Param> {
+        headers(self.sql, "param").filter_map(parse_param).collect()
+    }
+
+    /// Binds `given` (`name`, `value` pairs as typed) and the defaults to the parameters:
+    /// every value checked against its type, every required parameter present, no unknown one.
+    pub fn bind(&self, given: &[(String, String)]) -> Result<ParamValues, String> {
+        let params = self.params();
+        let names = || params.iter().map(|p| p.name).collect::<Vec<_>>().join(", ");
+        if let Some((name, _)) = given.iter().find(|(name, _)| !params.iter().any(|p| p.name == name)) {
+            return Err(match params.is_empty() {
+                true => format!("saved query {} takes no parameters, not '{name}'", self.name),
+                false => format!("saved query {} has no parameter '{name}' (it has: {})", self.name, names()),
+            });
+        }
+        let mut values = HashMap::new();
+        for param in &params {
+            let value = given.iter().rev().find(|(name, _)| name == param.name).map(|(_, v)| v.as_str());
+            let value = value.or(param.default).ok_or_else(|| {
+                format!("saved query {} needs parameter {} ({})", self.name, param.name, names())
+            })?;
+            values.insert(param.name.to_string(), param.kind.value(param.name, value)?);
+        }
+        Ok(ParamValues::Map(values.into_iter().map(|(k, v)| (k, v.into())).collect()))
+    }
+}
+
+/// `NAME TYPE [DEFAULT]` of a `-- param:` line; malformed lines are caught by a test.
+fn parse_param(text: &'static str) -> Option<Param> {
+    let mut words = text.splitn(3, char::is_whitespace).filter(|w| !w.is_empty());
+    let (name, kind) = (words.next()?, ParamKind::parse(words.next()?)?);
+    Some(Param { name, kind, default: words.next().map(str::trim) })
 }
 
 /// Every saved query, sorted by name.
@@ -48,17 +138,62 @@ pub fn find(name: &str) -> Option<SavedQuery> {
     all().into_iter().find(|q| q.name == name)
 }
 
-/// The value of a `-- key: value` line in the leading comment block of `sql`.
+/// The value of the first `-- key: value` line in the leading comment block of `sql`.
 fn header(sql: &'static str, key: &str) -> Option<&'static str> {
+    headers(sql, key).next()
+}
+
+/// The values of every `-- key: value` line in the leading comment block of `sql`.
+fn headers<'k>(sql: &'static str, key: &'k str) -> impl Iterator<Item = &'static str> + 'k {
     sql.lines()
         .map_while(|line| line.trim().strip_prefix("--"))
         .filter_map(|comment| comment.trim().split_once(':'))
-        .find(|(k, _)| k.trim() == key)
+        .filter(move |(k, _)| k.trim() == key)
         .map(|(_, value)| value.trim())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn every_param_line_is_well_formed() {
+        for query in all() {
+            let declared = headers(query.sql, "param").count();
+            assert_eq!(
+                query.params().len(),
+                declared,
+                "-- param: NAME int|text|bool [DEFAULT] in {}",
+                query.name
+            );
+        }
+    }
+
+    #[test]
+    fn parameters_are_typed_checked_and_defaulted() {
+        let query = find("who-listens").expect("the who-listens query");
+        let bound = |given: &[(&str, &str)]| {
+            let given: Vec<(String, String)> =
+                given.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            query.bind(&given)
+        };
+        let port = |values: ParamValues| match values {
+            ParamValues::Map(map) => map["port"].value.clone(),
+            ParamValues::List(_) => unreachable!("named parameters"),
+        };
+        assert_eq!(port(bound(&[]).unwrap()), ScalarValue::Int64(Some(22)));
+        assert_eq!(port(bound(&[("port", "2024")]).unwrap()), ScalarValue::Int64(Some(2024)));
+        assert!(bound(&[("port", "22; drop table x")]).unwrap_err().contains("must be an int"));
+        assert!(bound(&[("prot", "22")]).unwrap_err().contains("no parameter 'prot'"));
+        assert!(
+            find("ss-nlpt")
+                .unwrap()
+                .bind(&[("port".into(), "1".into())])
+                .unwrap_err()
+                .contains("no parameters")
+        );
+    }
+
     #[test]
     fn every_saved_query_is_named_after_its_file_and_described() {
         for &(file, sql) in super::embedded::SAVED {
