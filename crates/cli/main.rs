@@ -10,6 +10,7 @@ mod error;
 mod format;
 mod helper;
 mod meta;
+mod progress;
 mod repl;
 mod session;
 

@@ -16,6 +16,7 @@ use kql_tables::target::Target;
 
 use crate::error::CliError;
 use crate::format::{self, Format};
+use crate::progress::Progress;
 
 /// Everything needed to run SQL text and print its results.
 pub struct Session {
@@ -73,7 +74,9 @@ impl Session {
     /// [`Session::run_sql`] with `$name` placeholders bound to `params`.
     pub fn run_bound(&self, sql: &str, params: &ParamValues, out: &mut dyn Write) -> Result<(), CliError> {
         for statement in parse(sql)? {
+            let progress = Progress::start(self.engine.scan_log());
             let result = self.runtime.block_on(self.engine.run_statement(statement, params));
+            drop(progress);
             self.print_warnings();
             let (schema, batches) = result?;
             format::write(out, self.format, &schema, &batches)?;
@@ -91,12 +94,14 @@ impl Session {
     ) -> Result<Outcome, CliError> {
         for statement in parse(sql)? {
             let started = Instant::now();
+            let progress = Progress::start(self.engine.scan_log());
             let result = self.runtime.block_on(async {
                 tokio::select! {
                     result = self.engine.run_statement(statement, params) => Some(result),
                     _ = tokio::signal::ctrl_c() => None,
                 }
             });
+            drop(progress);
             self.print_warnings();
             let Some(result) = result else { return Ok(Outcome::Cancelled) };
             let (schema, batches) = result?;
@@ -117,7 +122,7 @@ impl Session {
     /// Prints the statement's scan warnings, each once (a self-join scans a table twice).
     fn print_warnings(&self) {
         let mut printed = Vec::new();
-        for warning in self.engine.warnings().drain() {
+        for warning in self.engine.scan_log().drain_warnings() {
             if !printed.contains(&warning) {
                 eprintln!("kql: warning: {warning}");
                 printed.push(warning);

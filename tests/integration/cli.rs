@@ -108,3 +108,12 @@ fn saved_query_parameters_are_typed_values_not_sql_text() {
     let listed = String::from_utf8(kql(&["queries"]).stdout).unwrap();
     assert!(listed.contains("who-listens") && listed.contains("(port int = 22)"), "{listed}");
 }
+
+#[test]
+fn no_progress_line_when_stderr_is_not_a_terminal() {
+    let slow = "select count(*) from proc_fds a, proc_fds b, proc_fds c, proc_fds d";
+    let output = kql(&[slow]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains('\r') && !stderr.contains("running"), "{stderr:?}");
+}

@@ -106,9 +106,10 @@ fn ctrl_c_cancels_a_long_query_and_the_session_goes_on() {
         "select count(*) from proc_fds a, proc_fds b, proc_fds c, proc_fds d, proc_fds e, proc_fds f;",
     );
     terminal.keys(&["Enter"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    terminal.wait_for("running …"); // the progress line: "| running … 0.3 s"
     terminal.keys(&["C-c"]);
-    terminal.wait_for("query cancelled");
+    let screen = terminal.wait_for("query cancelled");
+    assert!(!screen.contains("running …"), "the progress line is erased: {screen}");
     terminal.type_text("select 6 * 7 as answer;");
     terminal.keys(&["Enter"]);
     terminal.wait_for("| 42     |");

@@ -5,15 +5,16 @@
 //! - [`pushdown`]: turning SQL predicates into key sets a scan can use (`pid IN (…)`, join keys);
 //! - [`scan`]: the DataFusion `TableProvider` and `ExecutionPlan` that run a table's scan;
 //! - [`session`]: the [`Engine`], a `SessionContext` with every table registered;
-//! - [`warnings`]: non-fatal problems a scan reports (unreadable fds, …) for the front end to print.
+//! - [`scan_log`]: what scans report while a statement runs (running tables, warnings about
+//!   unreadable fds, …) for the front end to show.
 
 pub mod pushdown;
 pub mod scan;
+pub mod scan_log;
 pub mod session;
 pub mod table;
-pub mod warnings;
 
 pub use pushdown::KeyFilter;
+pub use scan_log::{Running, ScanLog};
 pub use session::Engine;
 pub use table::{Column, ColumnType, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
-pub use warnings::Warnings;

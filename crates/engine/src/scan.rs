@@ -33,22 +33,22 @@ use datafusion::physical_plan::{
 use futures::TryStreamExt;
 
 use crate::pushdown::KeyFilter;
+use crate::scan_log::ScanLog;
 use crate::table::{KernelTable, ScanRequest};
-use crate::warnings::Warnings;
 
 /// A kernel table registered in a DataFusion session.
 #[derive(Debug)]
 pub struct KernelTableProvider {
     table: Arc<dyn KernelTable>,
     schema: SchemaRef,
-    warnings: Warnings,
+    log: ScanLog,
 }
 
 impl KernelTableProvider {
-    /// Wrap `table`; its scans report warnings to `warnings`.
-    pub fn new(table: Arc<dyn KernelTable>, warnings: Warnings) -> Self {
+    /// Wrap `table`; its scans report to `log`.
+    pub fn new(table: Arc<dyn KernelTable>, log: ScanLog) -> Self {
         let schema = table.spec().schema();
-        KernelTableProvider { table, schema, warnings }
+        KernelTableProvider { table, schema, log }
     }
 }
 
@@ -77,7 +77,7 @@ impl TableProvider for KernelTableProvider {
             Arc::clone(&self.table),
             Arc::new(self.schema.project(&columns)?),
             columns,
-            self.warnings.clone(),
+            self.log.clone(),
         )))
     }
 }
@@ -90,19 +90,19 @@ pub struct KernelScanExec {
     columns: Vec<usize>,
     /// Predicates DataFusion offered to push into this node (static and dynamic).
     predicates: Vec<Arc<dyn PhysicalExpr>>,
-    warnings: Warnings,
+    log: ScanLog,
     properties: Arc<PlanProperties>,
 }
 
 impl KernelScanExec {
-    fn new(table: Arc<dyn KernelTable>, schema: SchemaRef, columns: Vec<usize>, warnings: Warnings) -> Self {
+    fn new(table: Arc<dyn KernelTable>, schema: SchemaRef, columns: Vec<usize>, log: ScanLog) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Final,
             Boundedness::Bounded,
         );
-        KernelScanExec { table, columns, predicates: Vec::new(), warnings, properties: Arc::new(properties) }
+        KernelScanExec { table, columns, predicates: Vec::new(), log, properties: Arc::new(properties) }
     }
 
     /// The request for the table's scan, with key constraints as the predicates stand now.
@@ -118,11 +118,16 @@ impl KernelScanExec {
     async fn run(self) -> Result<RecordBatch> {
         let request = self.request();
         let table = Arc::clone(&self.table);
-        let scanned = tokio::task::spawn_blocking(move || table.scan(&request))
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        let running = self.log.start(table.spec().name);
+        let scanned = tokio::task::spawn_blocking(move || {
+            let scanned = table.scan(&request);
+            drop(running);
+            scanned
+        })
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))??;
         for warning in scanned.warnings {
-            self.warnings.push(warning);
+            self.log.warn(warning);
         }
         Ok(scanned.batch.project(&self.columns)?)
     }

@@ -17,8 +17,8 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
 
 use crate::scan::KernelTableProvider;
+use crate::scan_log::ScanLog;
 use crate::table::KernelTable;
-use crate::warnings::Warnings;
 
 /// Largest join build side whose keys are pushed into the probe-side scan as a set.
 const MAX_PUSHED_JOIN_KEYS: usize = 1_000_000;
@@ -27,7 +27,7 @@ const MAX_PUSHED_JOIN_KEYS: usize = 1_000_000;
 pub struct Engine {
     context: SessionContext,
     tables: Vec<Arc<dyn KernelTable>>,
-    warnings: Warnings,
+    log: ScanLog,
 }
 
 impl Engine {
@@ -38,12 +38,12 @@ impl Engine {
         optimizer.hash_join_inlist_pushdown_max_distinct_values = MAX_PUSHED_JOIN_KEYS;
         optimizer.hash_join_inlist_pushdown_max_size = MAX_PUSHED_JOIN_KEYS * 16;
         let context = SessionContext::new_with_config(config);
-        let warnings = Warnings::default();
+        let log = ScanLog::default();
         for table in &tables {
-            let provider = KernelTableProvider::new(Arc::clone(table), warnings.clone());
+            let provider = KernelTableProvider::new(Arc::clone(table), log.clone());
             context.register_table(table.spec().name, Arc::new(provider))?;
         }
-        Ok(Engine { context, tables, warnings })
+        Ok(Engine { context, tables, log })
     }
 
     /// Register `(name, SQL)` pairs as views. A view may use another one of the list, in
@@ -83,9 +83,9 @@ impl Engine {
         self.tables.iter().find(|t| t.spec().name == name)
     }
 
-    /// Warnings the scans of the current statement reported.
-    pub fn warnings(&self) -> &Warnings {
-        &self.warnings
+    /// What the scans of the current statement report: warnings, and which are running.
+    pub fn scan_log(&self) -> &ScanLog {
+        &self.log
     }
 
     /// Plan and run one SQL statement, returning its schema and rows.

@@ -85,6 +85,6 @@ fn a_join_hands_its_build_side_keys_to_the_probe_scan() {
 fn scan_warnings_are_collected_for_the_front_end() {
     let (engine, _) = engine(&[("numbers", 1)]);
     rows(&engine, "select * from numbers");
-    assert_eq!(engine.warnings().drain(), ["numbers scanned"]);
-    assert!(engine.warnings().drain().is_empty());
+    assert_eq!(engine.scan_log().drain_warnings(), ["numbers scanned"]);
+    assert!(engine.scan_log().drain_warnings().is_empty());
 }
