@@ -77,3 +77,25 @@ fn unknown_table(message: &str) -> Option<&str> {
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// How bad a line on stderr is; it decides the colour of its `kql:` prefix.
+#[derive(Debug, Clone, Copy)]
+pub enum Level {
+    /// A failure (red).
+    Error,
+    /// Something skipped or worth knowing (yellow).
+    Warning,
+}
+
+/// Prints `kql: MESSAGE` on stderr, the prefix coloured when stderr is a terminal and
+/// `NO_COLOR` is unset (<https://no-color.org>).
+pub fn report(level: Level, message: &str) {
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let prefix = match (colour, level) {
+        (false, _) => "kql:",
+        (true, Level::Error) => "\x1b[1;31mkql:\x1b[0m",
+        (true, Level::Warning) => "\x1b[1;33mkql:\x1b[0m",
+    };
+    eprintln!("{prefix} {message}");
+}

@@ -1,4 +1,5 @@
-//! Printing query results: an aligned table for people, CSV, JSON and NDJSON for programs.
+//! Printing query results: an aligned table for people, CSV, JSON, NDJSON and Parquet for
+//! programs.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use arrow::json::WriterBuilder as JsonWriterBuilder;
 use arrow::json::writer::{JsonArray, LineDelimited};
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches_with_schema;
+use parquet::arrow::ArrowWriter;
 
 /// Longest text the table format shows in one cell; csv and json keep every character.
 const MAX_CELL_CHARS: usize = 100;
@@ -27,6 +29,8 @@ pub enum Format {
     Json,
     /// One JSON object per line.
     Ndjson,
+    /// Apache Parquet, one file per statement; only to a file (`--output`) or a pipe.
+    Parquet,
 }
 
 /// Write `batches` (rows of `schema`) to `out` in `format`.
@@ -65,9 +69,20 @@ pub fn write(
             writer.write_batches(&batches.iter().collect::<Vec<_>>())?;
             writer.finish()?;
         }
+        Format::Parquet => out.write_all(&parquet(schema, batches)?)?,
     }
     out.flush()?;
     Ok(())
+}
+
+/// The rows as one Parquet file (built in memory: the writer wants `Send`, `out` is not).
+fn parquet(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
+    let external = |e: parquet::errors::ParquetError| ArrowError::ExternalError(Box::new(e));
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), None).map_err(external)?;
+    for batch in batches {
+        writer.write(batch).map_err(external)?;
+    }
+    writer.into_inner().map_err(external)
 }
 
 /// `batch` with every text cell longer than [`MAX_CELL_CHARS`] cut short with `…`.

@@ -14,13 +14,14 @@ mod progress;
 mod repl;
 mod session;
 
+use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::error::CliError;
+use crate::error::{CliError, Level};
 use crate::format::Format;
 use crate::session::Session;
 use kql_engine::SourceKind;
@@ -46,6 +47,9 @@ struct Cli {
     /// Output format of results.
     #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
     format: Format,
+    /// Write results to FILE instead of standard output (any format; parquet needs one).
+    #[arg(short = 'o', long, value_name = "FILE", global = true)]
+    output: Option<PathBuf>,
     /// Inspect this vmcore (ELF or kdump) instead of the live kernel.
     #[arg(long, value_name = "FILE", global = true, conflicts_with = "qmp")]
     core: Option<PathBuf>,
@@ -125,7 +129,7 @@ fn main() -> ExitCode {
 }
 
 fn fail(error: &CliError) -> ExitCode {
-    eprintln!("kql: {error}");
+    error::report(Level::Error, &error.to_string());
     ExitCode::FAILURE
 }
 
@@ -137,28 +141,28 @@ fn usage_error(error: &clap::Error) -> String {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
     match &cli.command {
-        Some(Command::Queries) => return list_queries(&mut out),
+        Some(Command::Queries) => return list_queries(&mut output(&cli)?),
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(*shell, &mut Cli::command(), "kql", &mut out);
+            clap_complete::generate(*shell, &mut Cli::command(), "kql", &mut output(&cli)?);
             return Ok(());
         }
         Some(Command::Man) => {
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            clap_mangen::Man::new(Cli::command()).render(&mut output(&cli)?)?;
             return Ok(());
         }
         Some(Command::Reference) => {
             let target = Target::host_sources();
             let tables = kql_tables::tables(&target);
             let functions = kql_tables::functions::functions(&target);
-            out.write_all(catalog::reference(&tables, &functions).as_bytes())?;
+            output(&cli)?.write_all(catalog::reference(&tables, &functions).as_bytes())?;
             return Ok(());
         }
         _ => {}
     }
     let target = Target::open(&cli.target_options()).map_err(CliError::new)?;
     let session = Session::new(cli.format, &target)?;
+    let mut out = output(&cli)?;
     match &cli.command {
         Some(Command::Tables) => session.print(&catalog::tables(session.engine().tables())?, &mut out),
         Some(Command::Describe { table }) => {
@@ -196,6 +200,20 @@ fn run_input(cli: &Cli, session: Session, out: &mut dyn Write) -> Result<(), Cli
             .read_to_string(&mut sql)
             .map_err(|e| CliError::new(format!("cannot read standard input: {e}")))?;
         session.run_sql(&sql, out)
+    }
+}
+
+/// Where results go: `--output FILE`, else standard output — which must not be a terminal
+/// for parquet.
+fn output(cli: &Cli) -> Result<Box<dyn Write>, CliError> {
+    match &cli.output {
+        Some(path) => File::create(path)
+            .map(|file| Box::new(std::io::BufWriter::new(file)) as Box<dyn Write>)
+            .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display()))),
+        None if cli.format == Format::Parquet && std::io::stdout().is_terminal() => {
+            Err(CliError::new("parquet is binary: give --output FILE (or pipe it)".into()))
+        }
+        None => Ok(Box::new(std::io::stdout().lock())),
     }
 }
 

@@ -16,7 +16,7 @@ use rustyline::Editor;
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 
-use crate::error::CliError;
+use crate::error::{CliError, Level, report};
 use crate::helper::{Catalog, KqlHelper};
 use crate::meta::{self, Flow};
 use crate::session::{Outcome, Session, no_params};
@@ -44,7 +44,7 @@ impl Repl {
             None => self.session.run_interactive(sql, params, &mut std::io::stdout().lock())?,
         };
         if let Outcome::Cancelled = outcome {
-            eprintln!("kql: query cancelled");
+            report(Level::Warning, "query cancelled");
         }
         Ok(())
     }
@@ -130,7 +130,7 @@ fn run_text(repl: &mut Repl, text: &str) -> Flow {
         false => repl.run_sql(text).map(|()| Flow::Continue),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("kql: {e}");
+        report(Level::Error, &e.to_string());
         Flow::Continue
     })
 }

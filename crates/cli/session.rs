@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use kql_engine::Engine;
 use kql_tables::target::Target;
 
-use crate::error::CliError;
+use crate::error::{CliError, Level, report};
 use crate::format::{self, Format};
 use crate::progress::Progress;
 
@@ -73,7 +73,13 @@ impl Session {
 
     /// [`Session::run_sql`] with `$name` placeholders bound to `params`.
     pub fn run_bound(&self, sql: &str, params: &ParamValues, out: &mut dyn Write) -> Result<(), CliError> {
-        for statement in parse(sql)? {
+        let statements = parse(sql)?;
+        if self.format == Format::Parquet && statements.len() > 1 {
+            return Err(CliError::new(
+                "parquet output holds one statement's result; run one at a time".into(),
+            ));
+        }
+        for statement in statements {
             let progress = Progress::start(self.engine.scan_log());
             let result = self.runtime.block_on(self.engine.run_statement(statement, params));
             drop(progress);
@@ -124,7 +130,7 @@ impl Session {
         let mut printed = Vec::new();
         for warning in self.engine.scan_log().drain_warnings() {
             if !printed.contains(&warning) {
-                eprintln!("kql: warning: {warning}");
+                report(Level::Warning, &format!("warning: {warning}"));
                 printed.push(warning);
             }
         }

@@ -117,3 +117,40 @@ fn no_progress_line_when_stderr_is_not_a_terminal() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(!stderr.contains('\r') && !stderr.contains("running"), "{stderr:?}");
 }
+
+#[test]
+fn output_files_in_every_format_hold_the_rows() {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let listener = listen("127.0.0.1", ListenOptions::default()).unwrap();
+    let sql =
+        format!("select local_port, inode from tcp_listeners where local_port = {}", local_port(&listener));
+    let expected = kql_rows(&[&sql]);
+    assert_eq!(expected.len(), 1);
+    let dir = TempDir::new();
+    let file = dir.0.join("rows.parquet");
+    let path = file.to_str().unwrap();
+    let output = kql(&["--format", "parquet", "--output", path, &sql]);
+    assert!(output.status.success() && output.stdout.is_empty(), "{output:?}");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    let inode = batches[0].column_by_name("inode").unwrap();
+    let inode = inode.as_any().downcast_ref::<arrow::array::UInt64Array>().unwrap().value(0);
+    assert_eq!(serde_json::json!(inode), expected[0]["inode"]);
+
+    let csv = dir.0.join("rows.csv");
+    assert!(kql(&["--format", "csv", "-o", csv.to_str().unwrap(), &sql]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap(),
+        format!("local_port,inode\n{},{}\n", expected[0]["local_port"], expected[0]["inode"])
+    );
+    assert!(
+        kql_failure(&["--format", "parquet", "-o", path, "select 1; select 2"]).contains("one statement")
+    );
+    assert!(
+        kql_failure(&["-o", "/nonexistent/dir/x", "select 1"]).contains("cannot write /nonexistent/dir/x")
+    );
+}

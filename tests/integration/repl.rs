@@ -14,8 +14,14 @@ struct Terminal {
 
 impl Terminal {
     fn start(name: &str, state: &Path) -> Terminal {
+        Terminal::start_with(name, state, "")
+    }
+
+    /// Starts kql with extra `NAME=VALUE ` environment assignments.
+    fn start_with(name: &str, state: &Path, environment: &str) -> Terminal {
         let terminal = Terminal { socket: format!("kqlt-{}-{name}", std::process::id()) };
-        let command = format!("XDG_STATE_HOME={} exec {}", state.display(), env!("CARGO_BIN_EXE_kql"));
+        let command =
+            format!("{environment}XDG_STATE_HOME={} exec {}", state.display(), env!("CARGO_BIN_EXE_kql"));
         terminal.tmux(&["new-session", "-d", "-x", "200", "-y", "80", &command]);
         terminal.wait_for("kql>");
         terminal
@@ -36,6 +42,19 @@ impl Terminal {
         let mut args = vec!["send-keys"];
         args.extend(keys);
         self.tmux(&args);
+    }
+
+    /// Types `line`, presses Enter and waits for the next prompt, as a person would.
+    fn run(&self, line: &str) {
+        let prompts = || self.screen().matches("kql>").count();
+        let before = prompts();
+        self.type_text(line);
+        self.keys(&["Enter"]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while prompts() <= before {
+            assert!(Instant::now() < deadline, "no prompt after {line:?}:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn screen(&self) -> String {
@@ -141,10 +160,7 @@ fn history_survives_a_restart() {
 fn meta_commands_change_format_output_target_and_explain_sources() {
     let state = TempDir::new();
     let terminal = Terminal::start("meta", &state.0);
-    let run = |line: &str| {
-        terminal.type_text(line);
-        terminal.keys(&["Enter"]);
-    };
+    let run = |line: &str| terminal.run(line);
     run("\\format csv");
     run("select 1 as one;");
     terminal.wait_for("one\n1\n");
@@ -170,4 +186,26 @@ fn meta_commands_change_format_output_target_and_explain_sources() {
     terminal.wait_for("not a vmcore");
     run("\\target");
     terminal.wait_for("inspecting the live host");
+}
+
+/// The line of the coloured screen (`capture-pane -e`) that mentions `text`.
+fn coloured_line(terminal: &Terminal, text: &str) -> String {
+    terminal.wait_for(text);
+    let screen = terminal.tmux(&["capture-pane", "-p", "-e"]);
+    screen.lines().find(|line| line.contains(text)).unwrap_or_default().to_string()
+}
+
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    let state = TempDir::new();
+    let coloured = Terminal::start("colour", &state.0);
+    coloured.type_text("\\bogus");
+    coloured.keys(&["Enter"]);
+    let line = coloured_line(&coloured, "malformed meta command");
+    assert!(line.contains('\x1b'), "the kql: prefix is coloured: {line:?}");
+    let plain = Terminal::start_with("plain", &state.0, "NO_COLOR=1 ");
+    plain.type_text("\\bogus");
+    plain.keys(&["Enter"]);
+    let line = coloured_line(&plain, "malformed meta command");
+    assert!(!line.contains('\x1b'), "NO_COLOR turns colour off: {line:?}");
 }
