@@ -61,7 +61,7 @@ impl KqlHelper {
         } else if first.starts_with("\\run ") {
             self.catalog.queries.clone()
         } else if first.starts_with("\\format ") {
-            ["table", "csv", "json", "ndjson"].map(String::from).to_vec()
+            ["table", "csv", "json", "ndjson", "parquet"].map(String::from).to_vec()
         } else if first.starts_with("\\target ") {
             ["live", "core", "qmp"].map(String::from).to_vec()
         } else if first.starts_with("\\timing ") {

@@ -35,7 +35,7 @@ const HELP: &str = "\
 \\run NAME [P=V ...]  run a saved query, giving its parameters
 \\i FILE              run the SQL in FILE
 \\o [FILE]            send results to FILE (no FILE: back to the terminal)
-\\format FORMAT       table, csv, json or ndjson
+\\format FORMAT       table, csv, json, ndjson or parquet (parquet with \\o FILE)
 \\timing [on|off]     print how long each statement took
 \\target              show what is inspected
 \\target live | core FILE [VMLINUX] | qmp SOCKET [VMLINUX]
@@ -135,7 +135,7 @@ fn run_file(repl: &mut Repl, file: &str) -> Result<(), CliError> {
 
 fn parse_format(name: &str) -> Result<Format, CliError> {
     <Format as clap::ValueEnum>::from_str(name, true)
-        .map_err(|_| CliError::new(format!("unknown format '{name}': table, csv, json or ndjson")))
+        .map_err(|_| CliError::new(format!("unknown format '{name}': table, csv, json, ndjson or parquet")))
 }
 
 fn toggle_timing(repl: &mut Repl, on: bool) {

@@ -209,3 +209,19 @@ fn colour_on_a_terminal_unless_no_color() {
     let line = coloured_line(&plain, "malformed meta command");
     assert!(!line.contains('\x1b'), "NO_COLOR turns colour off: {line:?}");
 }
+
+#[test]
+fn target_switches_to_a_vmcore_and_its_sources() {
+    let kernel = kql_rig::kernels::fetch(kql_rig::kernels::Series::Bookworm61).expect("fetch 6.1");
+    let workload = crate::support::rig_workload();
+    let vmcore = kql_rig::vmcores::cached(&kernel, "basic", &workload).expect("the basic vmcore");
+    let state = TempDir::new();
+    let terminal = Terminal::start("target", &state.0);
+    terminal.run(&format!("\\target core {} {}", vmcore.display(), kernel.vmlinux.display()));
+    terminal.wait_for(&format!("inspecting the vmcore {}", vmcore.display()));
+    terminal.run("\\sources");
+    let screen = terminal.wait_for("reads this host, not the vmcore");
+    assert!(screen.contains("  drgn     in use"), "{screen}");
+    terminal.run("\\run ss-nlpt");
+    terminal.wait_for("users:((\"kqlw-netns\"");
+}
