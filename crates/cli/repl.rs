@@ -17,6 +17,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 
 use crate::error::{CliError, Level, report};
+use crate::format::Format;
 use crate::helper::{Catalog, KqlHelper};
 use crate::meta::{self, Flow};
 use crate::session::{Outcome, Session, no_params};
@@ -39,6 +40,9 @@ impl Repl {
 
     /// [`Repl::run_sql`] with `$name` placeholders bound to `params`.
     pub fn run_bound(&mut self, sql: &str, params: &ParamValues) -> Result<(), CliError> {
+        if self.session.format == Format::Parquet && self.output.is_none() && std::io::stdout().is_terminal() {
+            return Err(CliError::new("parquet is binary: send it to a file with \\o FILE first".into()));
+        }
         let outcome = match &mut self.output {
             Some(file) => self.session.run_interactive(sql, params, file)?,
             None => self.session.run_interactive(sql, params, &mut std::io::stdout().lock())?,
