@@ -40,7 +40,8 @@ impl Repl {
 
     /// [`Repl::run_sql`] with `$name` placeholders bound to `params`.
     pub fn run_bound(&mut self, sql: &str, params: &ParamValues) -> Result<(), CliError> {
-        if self.session.format == Format::Parquet && self.output.is_none() && std::io::stdout().is_terminal() {
+        if self.session.format == Format::Parquet && self.output.is_none() && std::io::stdout().is_terminal()
+        {
             return Err(CliError::new("parquet is binary: send it to a file with \\o FILE first".into()));
         }
         let outcome = match &mut self.output {
