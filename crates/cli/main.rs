@@ -47,7 +47,7 @@ struct Cli {
     /// Output format of results.
     #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
     format: Format,
-    /// Write results to FILE instead of standard output (any format; parquet needs one).
+    /// Write results to FILE instead of standard output (any format; parquet to a file or a pipe).
     #[arg(short = 'o', long, value_name = "FILE", global = true)]
     output: Option<PathBuf>,
     /// Inspect this vmcore (ELF or kdump) instead of the live kernel.
