@@ -54,7 +54,7 @@ fn open_files(program: &Program) -> usize {
     let (mut task_caches, mut file_caches) = (TaskCaches::default(), FileCaches::default());
     let mut count = 0;
     for leader in tasks.leaders(&mem).unwrap() {
-        let task = tasks.read(&mem, leader, &mut task_caches).unwrap();
+        let task = tasks.files_owner(&mem, leader, &mut task_caches).unwrap();
         count += files.open_files(&mem, task.files, &mut file_caches).unwrap().len();
     }
     count

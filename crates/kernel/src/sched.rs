@@ -72,6 +72,19 @@ pub struct Thread {
     pub state: char,
 }
 
+/// What an fd table walk needs of a process: who it is and where its files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesOwner {
+    /// `tgid`: the process id.
+    pub pid: i32,
+    /// `comm`.
+    pub comm: String,
+    /// `real_cred->uid`.
+    pub uid: u32,
+    /// `files`: its `struct files_struct`, 0 if none.
+    pub files: u64,
+}
+
 /// Member indexes of [`TaskWalker::task`].
 mod t {
     pub const TGID: usize = 0;
@@ -180,6 +193,20 @@ impl TaskWalker {
             tid: get(t::PID)? as i32,
             comm: c_bytes(comm),
             state: state_letter(get(t::STATE)?, get(t::EXIT_STATE)?),
+        })
+    }
+
+    /// The process at `address` as an fd table walk needs it — without the command line,
+    /// namespaces and cgroup a [`TaskWalker::read`] also fetches.
+    pub fn files_owner(&self, mem: &Memory, address: u64, caches: &mut TaskCaches) -> Result<FilesOwner> {
+        let bytes = self.task.read(mem, address)?;
+        let get = |index| self.task.u64(&bytes, index);
+        let comm = self.task.field(t::COMM).map(|f| f.slice(&bytes)).transpose()?.unwrap_or_default();
+        Ok(FilesOwner {
+            pid: get(t::TGID)? as i32,
+            comm: c_bytes(comm),
+            uid: self.uid(mem, get(t::REAL_CRED)?, caches)?,
+            files: get(t::FILES)?,
         })
     }
 

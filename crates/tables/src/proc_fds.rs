@@ -85,7 +85,7 @@ fn kernel_fds(target: &Target, filter: &ScanFilter) -> Result<(Vec<ProcFd>, Vec<
     let mut skipped = Skipped::new("proc_fds");
     let mut fds = Vec::new();
     for leader in tasks.leaders(&mem).map_err(kernel_walk::error)? {
-        let Some(task) = skipped.check(tasks.read(&mem, leader, &mut task_caches)) else { continue };
+        let Some(task) = skipped.check(tasks.files_owner(&mem, leader, &mut task_caches)) else { continue };
         if filter.pids.as_ref().is_some_and(|p| !p.contains(&task.pid)) {
             continue;
         }
