@@ -190,22 +190,34 @@ fn assert_ss_nlpt(target: &[String], truth: &Truth) {
 }
 
 /// `threads` (walked through each process's thread list) agrees with the kernel's own
-/// thread count of every process, and each single-threaded workload process is its thread.
+/// thread count of every process, and lists the workload's threads — `kqlw-alpha` runs two
+/// named ones — as the guest's /proc/PID/task does.
 fn assert_threads(target: &[String], truth: &Truth) {
     let sql = "select p.pid, p.threads, count(t.tid) as listed from processes p left join threads t using (pid) \
                group by p.pid, p.threads having count(t.tid) <> p.threads";
     assert_eq!(rows(target, sql), Vec::new(), "thread lists match nr_threads in {target:?}");
-    let workers: BTreeSet<(i64, i64)> = rows(target, "select pid, tid from threads where comm like 'kqlw%'")
+    let ours: BTreeSet<i32> =
+        truth.processes.iter().filter(|p| p.comm.starts_with("kqlw")).map(|p| p.pid).collect();
+    let pids = ours.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+    let listed: BTreeSet<(i64, i64, String)> =
+        rows(target, &format!("select pid, tid, comm from threads where pid in ({pids})"))
+            .iter()
+            .map(|r| {
+                (
+                    r["pid"].as_i64().unwrap(),
+                    r["tid"].as_i64().unwrap(),
+                    r["comm"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+    let expected: BTreeSet<(i64, i64, String)> = truth
+        .threads
         .iter()
-        .map(|r| (r["pid"].as_i64().unwrap(), r["tid"].as_i64().unwrap()))
+        .filter(|t| ours.contains(&t.pid))
+        .map(|t| (i64::from(t.pid), i64::from(t.tid), t.comm.clone()))
         .collect();
-    let expected: BTreeSet<(i64, i64)> = truth
-        .processes
-        .iter()
-        .filter(|p| p.comm.starts_with("kqlw"))
-        .map(|p| (i64::from(p.pid), i64::from(p.pid)))
-        .collect();
-    assert_eq!(workers, expected, "workload threads in {target:?}");
+    assert!(expected.iter().any(|(_, _, comm)| comm == "kqlw-alpha-t2"), "the guest has the named threads");
+    assert_eq!(listed, expected, "workload threads in {target:?}");
 }
 
 fn assert_every_table(target: &[String], truth: &Truth) {

@@ -64,6 +64,14 @@ pub struct SocketFd {
     pub inode: u64,
 }
 
+/// A thread of a guest process (`/proc/<pid>/task/<tid>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestThread {
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: String,
+}
+
 /// A process of the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestProcess {
@@ -85,6 +93,7 @@ pub struct Truth {
     pub tcp: Vec<TcpEntry>,
     pub socket_fds: Vec<SocketFd>,
     pub processes: Vec<GuestProcess>,
+    pub threads: Vec<GuestThread>,
     /// `scenario.json` as written by the workload.
     pub scenario: serde_json::Value,
 }
@@ -143,10 +152,12 @@ impl Truth {
             .map_err(|e| rig_error!("{}: {e}", dir.join("processes.tsv").display()))?;
         let socket_fds = parse_socket_fds(&text("socket-fds.tsv")?)
             .map_err(|e| rig_error!("{}: {e}", dir.join("socket-fds.tsv").display()))?;
+        let threads = parse_threads(&text("threads.tsv")?)
+            .map_err(|e| rig_error!("{}: {e}", dir.join("threads.tsv").display()))?;
         let scenario = serde_json::from_slice(&read("scenario.json")?)
             .map_err(|e| rig_error!("{}: {e}", dir.join("scenario.json").display()))?;
 
-        Ok(Truth { release, build_id, tcp, socket_fds, processes, scenario })
+        Ok(Truth { release, build_id, tcp, socket_fds, processes, threads, scenario })
     }
 
     /// The LISTEN sockets of every network namespace.
@@ -295,6 +306,24 @@ pub fn parse_processes(text: &str) -> Result<Vec<GuestProcess>> {
     Ok(processes)
 }
 
+/// Parses `threads.tsv`: a header line, then `pid tid comm` separated by tabs.
+pub fn parse_threads(text: &str) -> Result<Vec<GuestThread>> {
+    let mut threads = Vec::new();
+    for (number, line) in text.lines().enumerate().skip(1) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [pid, tid, comm] = fields[..] else {
+            return Err(rig_error!("line {}: expected 3 tab-separated fields: `{line}`", number + 1));
+        };
+        let bad = |what: &str| rig_error!("line {}: bad {what}: `{line}`", number + 1);
+        threads.push(GuestThread {
+            pid: pid.parse().map_err(|_| bad("pid"))?,
+            tid: tid.parse().map_err(|_| bad("tid"))?,
+            comm: comm.to_string(),
+        });
+    }
+    Ok(threads)
+}
+
 /// Parses `socket-fds.tsv`: a header line, then `pid comm fd inode` separated by tabs.
 pub fn parse_socket_fds(text: &str) -> Result<Vec<SocketFd>> {
     let mut fds = Vec::new();
@@ -430,6 +459,14 @@ mod tests {
         assert_eq!(parse_build_id(linux_note).unwrap(), None);
         assert_eq!(parse_build_id(&[]).unwrap(), None);
         assert!(parse_build_id(&notes[..30]).is_err());
+    }
+
+    #[test]
+    fn threads_parse_and_bad_lines_are_errors() {
+        let threads = parse_threads("pid\ttid\tcomm\n101\t109\tkqlw-alpha-t1\n").unwrap();
+        assert_eq!(threads, [GuestThread { pid: 101, tid: 109, comm: "kqlw-alpha-t1".into() }]);
+        assert!(parse_threads("pid\ttid\tcomm\n101\tx\tname\n").is_err());
+        assert!(parse_threads("pid\ttid\tcomm\n101\t109\n").is_err());
     }
 
     #[test]

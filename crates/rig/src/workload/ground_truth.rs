@@ -3,7 +3,7 @@
 //! `kql_rig::truth::Truth::load`).
 //!
 //! Files: `uname-r`, `kernel-notes`, `netns/<inode>/tcp` and `tcp6`, `processes.tsv`,
-//! `socket-fds.tsv` and `scenario.json`. Processes of others may exit while /proc is read
+//! `threads.tsv`, `socket-fds.tsv` and `scenario.json`. Processes of others may exit while /proc is read
 //! (on a host); they are skipped. The workload's own processes must all be seen, else this fails.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,6 +44,20 @@ pub fn write(dir: &Path, scenario: &Value, ours: &[i32]) -> Result<()> {
         text += &format!("{}\t{}\t{}\t{}\n", p.pid, p.ppid, p.comm, p.netns);
     }
     write_file(&dir.join("processes.tsv"), text.as_bytes())?;
+
+    let mut text = String::from("pid\ttid\tcomm\n");
+    for p in &processes {
+        match threads(p.pid) {
+            Ok(threads) => {
+                for (tid, comm) in threads {
+                    text += &format!("{}\t{tid}\t{comm}\n", p.pid);
+                }
+            }
+            Err(e) if ours.contains(&p.pid) => return Err(rig_error!("/proc/{}/task: {e}", p.pid)),
+            Err(_) => {} // exited meanwhile
+        }
+    }
+    write_file(&dir.join("threads.tsv"), text.as_bytes())?;
 
     let mut text = String::from("pid\tcomm\tfd\tinode\n");
     for p in &processes {
@@ -145,6 +159,20 @@ fn read_process(pid: i32) -> io::Result<ProcEntry> {
         .ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat: no ppid in {stat:?}")))?;
     let netns = fs::metadata(format!("/proc/{pid}/ns/net"))?.ino();
     Ok(ProcEntry { pid, ppid, comm, netns })
+}
+
+/// `(tid, comm)` of every thread of `pid`, by tid.
+fn threads(pid: i32) -> io::Result<Vec<(i32, String)>> {
+    let mut threads = Vec::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Some(tid) = entry?.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else {
+            continue;
+        };
+        let comm = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))?;
+        threads.push((tid, comm.strip_suffix('\n').unwrap_or(&comm).replace(['\t', '\n'], " ")));
+    }
+    threads.sort_unstable();
+    Ok(threads)
 }
 
 /// `(fd, inode)` of every socket descriptor of `pid`.

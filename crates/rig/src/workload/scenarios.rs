@@ -4,7 +4,7 @@
 //!
 //! | port | role               | address   | process(es)                 | backlog | notes                  |
 //! |------|--------------------|-----------|-----------------------------|---------|------------------------|
-//! | 7001 | `v4-loopback`      | 127.0.0.1 | `kqlw-alpha`                | 11      |                        |
+//! | 7001 | `v4-loopback`      | 127.0.0.1 | `kqlw-alpha`                | 11      | 2 more threads         |
 //! | 7002 | `v4-any`           | 0.0.0.0   | `kqlw-alpha`                | 12      |                        |
 //! | 7003 | `v6-loopback`      | ::1       | `kqlw beta`                 | 13      | v6only set by kernel   |
 //! | 7004 | `v6-any-dualstack` | ::        | `kqlw beta`                 | 14      | `IPV6_V6ONLY=0`        |
@@ -15,7 +15,8 @@
 //! | 7008 | `queued`           | 127.0.0.1 | `kqlw-delta`                | 7       | 3 connections queued   |
 //! | 7009 | `netns`            | 0.0.0.0   | `kqlw-netns`                | 19      | in its own netns       |
 //!
-//! `kqlw-delta` also holds the 3 client sockets of the queued connections (`clients`).
+//! `kqlw-delta` also holds the 3 client sockets of the queued connections (`clients`);
+//! `kqlw-alpha` runs two more threads, named `kqlw-alpha-t1` and `kqlw-alpha-t2`.
 //!
 //! `many`: 5,000 listeners on 127.0.0.1, ports 20000..=24999, `kqlw-many-a` holding
 //! 20000..=22499 and `kqlw-many-b` 22500..=24999, role `many`, backlog `10 + port % 90`.
@@ -84,6 +85,8 @@ enum Extra {
     Queue(u32),
     /// Move to a new network namespace first.
     NewNetns,
+    /// Start threads with these names that wait forever.
+    Threads(&'static [&'static str]),
 }
 
 const LOOPBACK4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -116,7 +119,7 @@ fn basic(created: &mut Created) -> Result<()> {
         created,
         "kqlw-alpha",
         vec![("v4-loopback", spec(LOOPBACK4, 7001, 11)), ("v4-any", spec(ANY4, 7002, 12))],
-        Extra::None,
+        Extra::Threads(&["kqlw-alpha-t1", "kqlw-alpha-t2"]),
     )?;
     worker(
         created,
@@ -192,6 +195,7 @@ fn worker(created: &mut Created, name: &str, listeners: Vec<(&str, ListenSpec)>,
                 wait_accept_queue(listener.fd, count)?;
                 report["clients"] = json!(clients);
             }
+            Extra::Threads(names) => start_threads(names)?,
             Extra::None | Extra::NewNetns => {}
         }
         Ok(report)
@@ -242,6 +246,29 @@ fn worker(created: &mut Created, name: &str, listeners: Vec<(&str, ListenSpec)>,
 
 /// Waits until the listener's accept queue holds `count` connections (loopback handshakes
 /// complete almost at once, but not necessarily before `connect` returns).
+/// Starts a thread per name that parks forever; returns once each runs under its name.
+fn start_threads(names: &[&str]) -> Result<()> {
+    let (started, running) = std::sync::mpsc::channel();
+    for name in names {
+        let started = started.clone();
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let _ = started.send(());
+                loop {
+                    std::thread::park();
+                }
+            })
+            .map_err(|e| rig_error!("thread {name}: {e}"))?;
+    }
+    for name in names {
+        running
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| rig_error!("thread {name} never started"))?;
+    }
+    Ok(())
+}
+
 fn wait_accept_queue(fd: libc::c_int, count: u32) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
