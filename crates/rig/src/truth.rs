@@ -289,58 +289,60 @@ pub fn parse_build_id(notes: &[u8]) -> Result<Option<String>> {
 
 /// Parses `processes.tsv`: a header line, then `pid ppid comm netns` separated by tabs.
 pub fn parse_processes(text: &str) -> Result<Vec<GuestProcess>> {
-    let mut processes = Vec::new();
-    for (number, line) in text.lines().enumerate().skip(1) {
-        let fields: Vec<&str> = line.split('\t').collect();
-        let [pid, ppid, comm, netns] = fields[..] else {
-            return Err(rig_error!("line {}: expected 4 tab-separated fields: `{line}`", number + 1));
-        };
-        let bad = |what: &str| rig_error!("line {}: bad {what}: `{line}`", number + 1);
-        processes.push(GuestProcess {
-            pid: pid.parse().map_err(|_| bad("pid"))?,
-            ppid: ppid.parse().map_err(|_| bad("ppid"))?,
+    tsv(text, |line, [pid, ppid, comm, netns]| {
+        Ok(GuestProcess {
+            pid: line.parse(pid, "pid")?,
+            ppid: line.parse(ppid, "ppid")?,
             comm: comm.to_string(),
-            netns: netns.parse().map_err(|_| bad("netns"))?,
-        });
-    }
-    Ok(processes)
+            netns: line.parse(netns, "netns")?,
+        })
+    })
 }
 
 /// Parses `threads.tsv`: a header line, then `pid tid comm` separated by tabs.
 pub fn parse_threads(text: &str) -> Result<Vec<GuestThread>> {
-    let mut threads = Vec::new();
-    for (number, line) in text.lines().enumerate().skip(1) {
-        let fields: Vec<&str> = line.split('\t').collect();
-        let [pid, tid, comm] = fields[..] else {
-            return Err(rig_error!("line {}: expected 3 tab-separated fields: `{line}`", number + 1));
-        };
-        let bad = |what: &str| rig_error!("line {}: bad {what}: `{line}`", number + 1);
-        threads.push(GuestThread {
-            pid: pid.parse().map_err(|_| bad("pid"))?,
-            tid: tid.parse().map_err(|_| bad("tid"))?,
-            comm: comm.to_string(),
-        });
-    }
-    Ok(threads)
+    tsv(text, |line, [pid, tid, comm]| {
+        Ok(GuestThread { pid: line.parse(pid, "pid")?, tid: line.parse(tid, "tid")?, comm: comm.to_string() })
+    })
 }
 
 /// Parses `socket-fds.tsv`: a header line, then `pid comm fd inode` separated by tabs.
 pub fn parse_socket_fds(text: &str) -> Result<Vec<SocketFd>> {
-    let mut fds = Vec::new();
-    for (number, line) in text.lines().enumerate().skip(1) {
-        let fields: Vec<&str> = line.split('\t').collect();
-        let [pid, comm, fd, inode] = fields[..] else {
-            return Err(rig_error!("line {}: expected 4 tab-separated fields: `{line}`", number + 1));
-        };
-        let bad = |what: &str| rig_error!("line {}: bad {what}: `{line}`", number + 1);
-        fds.push(SocketFd {
-            pid: pid.parse().map_err(|_| bad("pid"))?,
+    tsv(text, |line, [pid, comm, fd, inode]| {
+        Ok(SocketFd {
+            pid: line.parse(pid, "pid")?,
             comm: comm.to_string(),
-            fd: fd.parse().map_err(|_| bad("fd"))?,
-            inode: inode.parse().map_err(|_| bad("inode"))?,
-        });
+            fd: line.parse(fd, "fd")?,
+            inode: line.parse(inode, "inode")?,
+        })
+    })
+}
+
+/// One line of a TSV file, for error messages that name it.
+struct Line<'a> {
+    number: usize,
+    text: &'a str,
+}
+
+impl Line<'_> {
+    /// `value`, the field called `what`, parsed; an error names the field and the line.
+    fn parse<T: std::str::FromStr>(&self, value: &str, what: &str) -> Result<T> {
+        value.parse().map_err(|_| rig_error!("line {}: bad {what}: `{}`", self.number, self.text))
     }
-    Ok(fds)
+}
+
+/// Every line of `text` after its header, split into exactly `N` tab-separated fields and
+/// turned into a `T` by `row`.
+fn tsv<const N: usize, T>(text: &str, row: impl Fn(&Line, [&str; N]) -> Result<T>) -> Result<Vec<T>> {
+    let rows = text.lines().enumerate().skip(1).map(|(index, text)| {
+        let line = Line { number: index + 1, text };
+        let fields: [&str; N] =
+            text.split('\t').collect::<Vec<_>>().try_into().map_err(|_| {
+                rig_error!("line {}: expected {N} tab-separated fields: `{text}`", line.number)
+            })?;
+        row(&line, fields)
+    });
+    rows.collect()
 }
 
 #[cfg(test)]
