@@ -1,6 +1,7 @@
 //! Booting a guest: `qemu-system-x86_64 -accel tcg -cpu max` with a Debian kernel, our
-//! initramfs, a QMP socket, `-device vmcoreinfo` and a 9p share, waiting for the workload's
-//! ready marker, dumping it, and always tearing it down.
+//! initramfs, a QMP socket, `-device vmcoreinfo`, a 9p share and optionally a read-only 9p
+//! `tools` share, waiting for the workload's ready marker, running commands in it (see
+//! [`exec`]), dumping it, and always tearing it down.
 //!
 //! A [`Guest`] owns exactly the QEMU process it started: dropping it kills that PID (never
 //! anything else) and removes the run directory, so a failing test leaves no QEMU behind.
@@ -10,20 +11,27 @@
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Once;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::agent_protocol::AGENT_DIR;
 use crate::kernels::Kernel;
 use crate::qmp::Qmp;
 use crate::truth::Truth;
 use crate::{Result, initramfs, rig_error};
 
+mod exec;
+
+pub use crate::agent_protocol::GuestCommand;
+pub use exec::GuestOutput;
+
 /// How long a guest may take to boot and set its scenario up (TCG on a busy 2-core machine).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// Guest memory; the ELF vmcore is about this size.
+/// Guest memory unless [`BootOptions::memory_mb`] says otherwise; the ELF vmcore is about
+/// this size.
 const MEMORY_MB: u32 = 320;
 
 /// Debian packages the rig runs, by the command that proves each is installed.
@@ -34,31 +42,60 @@ const PACKAGES: &[(&str, &str)] = &[("qemu-system-x86_64", "qemu-system-x86"), (
 pub struct BootOptions<'a> {
     /// The kernel (with its modules and debug vmlinux).
     pub kernel: &'a Kernel,
-    /// Workload scenario: `basic`, `many` or `idle`.
+    /// Workload scenario: `basic`, `many`, `many20k` or `idle`.
     pub scenario: &'a str,
-    /// Host path of the `kql-rig-workload` binary.
+    /// Host path of the `kql-rig-workload` binary; `kql-rig-agent` must be next to it (both are
+    /// binaries of this package, built together).
     pub workload: &'a Path,
+    /// A host directory the guest mounts read-only at `/tools`, page-cached (`cache=loose`: it
+    /// must not change while the guest runs), for big files the guest reads, such as a vmlinux.
+    pub tools: Option<&'a Path>,
+    /// Host binaries whose shared libraries go into the initramfs at their host paths, so that
+    /// the guest can run them (say from `/tools`) as they are.
+    pub libraries_for: &'a [&'a Path],
+    /// Guest memory in MiB (320 if `None`).
+    pub memory_mb: Option<u32>,
+}
+
+impl<'a> BootOptions<'a> {
+    /// `scenario` on `kernel` with `workload`: no tools share, no extra libraries, 320 MiB.
+    pub fn new(kernel: &'a Kernel, scenario: &'a str, workload: &'a Path) -> BootOptions<'a> {
+        BootOptions { kernel, scenario, workload, tools: None, libraries_for: &[], memory_mb: None }
+    }
 }
 
 /// A running guest.
 pub struct Guest {
-    qemu: Child,
+    /// Locked only to poll whether QEMU exited, so [`Guest::exec`] can work from `&self`.
+    qemu: Mutex<Child>,
     run_dir: PathBuf,
     kernel: Kernel,
+    /// Number of the next request to the guest agent.
+    next_request: AtomicU32,
 }
 
 impl Guest {
     /// Boot a guest and wait until its workload reports ready.
     pub fn boot(options: &BootOptions) -> Result<Guest> {
         ensure_packages()?;
+        let agent = options.workload.with_file_name("kql-rig-agent");
+        if !agent.is_file() {
+            return Err(rig_error!("{} is missing: cargo build -p kql-rig", agent.display()));
+        }
         let run_dir = new_run_dir()?;
-        let initrd = run_dir.join("initramfs.cpio");
-        initramfs::build(options.kernel, options.workload, &initrd)?;
-        fs::create_dir_all(run_dir.join("share"))?;
+        let programs =
+            [(initramfs::GUEST_WORKLOAD, options.workload), (initramfs::GUEST_AGENT, agent.as_path())];
+        initramfs::build(options.kernel, &programs, options.libraries_for, &run_dir.join("initramfs.cpio"))?;
+        fs::create_dir_all(run_dir.join("share").join(AGENT_DIR))?;
         let qemu = qemu_command(options, &run_dir)?
             .spawn()
             .map_err(|e| rig_error!("cannot start qemu-system-x86_64: {e}"))?;
-        let mut guest = Guest { qemu, run_dir, kernel: options.kernel.clone() };
+        let guest = Guest {
+            qemu: Mutex::new(qemu),
+            run_dir,
+            kernel: options.kernel.clone(),
+            next_request: AtomicU32::new(0),
+        };
         guest.wait_ready()?;
         Ok(guest)
     }
@@ -80,7 +117,7 @@ impl Guest {
 
     /// PID of the QEMU process.
     pub fn qemu_pid(&self) -> u32 {
-        self.qemu.id()
+        self.qemu.lock().unwrap_or_else(PoisonError::into_inner).id()
     }
 
     /// The ground truth the guest wrote about itself.
@@ -98,7 +135,7 @@ impl Guest {
         console_tail(&self.run_dir)
     }
 
-    fn wait_ready(&mut self) -> Result<()> {
+    fn wait_ready(&self) -> Result<()> {
         let share = self.share();
         let started = Instant::now();
         loop {
@@ -108,7 +145,7 @@ impl Guest {
             if let Ok(message) = fs::read_to_string(share.join("failed")) {
                 return Err(self.failure(&format!("the guest workload failed: {}", message.trim())));
             }
-            if let Some(status) = self.qemu.try_wait()? {
+            if let Some(status) = self.qemu_exit()? {
                 return Err(self.failure(&format!("QEMU exited ({status}) before the guest was ready")));
             }
             if started.elapsed() > BOOT_TIMEOUT {
@@ -118,6 +155,11 @@ impl Guest {
         }
     }
 
+    /// How QEMU exited, if it did.
+    fn qemu_exit(&self) -> Result<Option<ExitStatus>> {
+        Ok(self.qemu.lock().unwrap_or_else(PoisonError::into_inner).try_wait()?)
+    }
+
     fn failure(&self, what: &str) -> crate::Error {
         rig_error!("{} {what}; console: {}", self.kernel.release, self.console_tail())
     }
@@ -125,8 +167,9 @@ impl Guest {
 
 impl Drop for Guest {
     fn drop(&mut self) {
-        let _ = self.qemu.kill();
-        let _ = self.qemu.wait();
+        let qemu = self.qemu.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let _ = qemu.kill();
+        let _ = qemu.wait();
         if std::env::var_os("KQL_RIG_KEEP").is_none() {
             let _ = fs::remove_dir_all(&self.run_dir);
         }
@@ -136,9 +179,10 @@ impl Drop for Guest {
 fn qemu_command(options: &BootOptions, run_dir: &Path) -> Result<Command> {
     let share = run_dir.join("share");
     let stderr = fs::File::create(run_dir.join("qemu.stderr"))?;
+    let memory_mb = options.memory_mb.unwrap_or(MEMORY_MB);
     let mut command = Command::new("qemu-system-x86_64");
     command
-        .args(["-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", &MEMORY_MB.to_string()])
+        .args(["-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", &memory_mb.to_string()])
         .args(["-nodefaults", "-display", "none", "-no-reboot"])
         .arg("-kernel")
         .arg(&options.kernel.vmlinuz)
@@ -150,6 +194,7 @@ fn qemu_command(options: &BootOptions, run_dir: &Path) -> Result<Command> {
         .args(["-device", "vmcoreinfo"])
         .arg("-virtfs")
         .arg(format!("local,path={},mount_tag=host0,security_model=none,id=share", share.display()))
+        .args(options.tools.iter().flat_map(|tools| ["-virtfs".to_string(), tools_virtfs(tools)]))
         .arg("-serial")
         .arg(format!("file:{}", run_dir.join("console.log").display()))
         .stdin(Stdio::null())
@@ -163,6 +208,13 @@ fn qemu_command(options: &BootOptions, run_dir: &Path) -> Result<Command> {
         });
     }
     Ok(command)
+}
+
+/// The `-virtfs` of the read-only `tools` share of host directory `tools`.
+fn tools_virtfs(tools: &Path) -> String {
+    // QEMU reads `,,` as a comma inside an option value.
+    let path = tools.display().to_string().replace(',', ",,");
+    format!("local,path={path},mount_tag=tools,security_model=none,readonly=on,id=tools")
 }
 
 fn console_tail(run_dir: &Path) -> String {

@@ -1,15 +1,22 @@
 //! kql's real-kernel test rig: Debian kernels with their debug info, booted under QEMU (TCG)
-//! with a workload of ours, inspected live over QMP or dumped to ELF vmcores.
+//! with a workload of ours (scenarios `basic`, `many`, `many20k`, `idle`), inspected live over
+//! QMP, from inside through an agent that runs commands for the host, or dumped to ELF vmcores.
 //!
-//! - [`binaries`]: the guest workload binary, built on demand for callers outside this package;
+//! - [`agent_protocol`]: the files through which the host has `kql-rig-agent` run commands in
+//!   the guest;
+//! - [`binaries`]: the guest binaries (workload, agent), built on demand for callers outside
+//!   this package;
 //! - [`kernels`]: resolve, download, extract and cache Debian kernels and their `-dbg` vmlinux;
 //! - [`elf`]: the ELF notes the rig checks (GNU build id, VMCOREINFO);
-//! - [`initramfs`]: a busybox initramfs with the modules and the workload the guest needs;
-//! - [`guest`]: booting a guest, waiting for it, dumping it, and always tearing it down;
+//! - [`initramfs`]: a busybox initramfs with the modules, the workload and the agent the guest
+//!   needs;
+//! - [`guest`]: booting a guest (with an optional read-only `tools` share), waiting for it,
+//!   running commands in it, dumping it, and always tearing it down;
 //! - [`qmp`]: the few QEMU Machine Protocol commands the rig sends;
 //! - [`truth`]: the ground truth the guest writes about itself, read back on the host;
 //! - [`vmcores`]: vmcores dumped once and kept in the cache, for benchmarks.
 
+pub mod agent_protocol;
 pub mod binaries;
 pub mod elf;
 pub mod guest;

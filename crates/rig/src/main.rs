@@ -6,7 +6,7 @@
 //! kql-rig dump SERIES OUT.vmcore [SCENARIO] boot it, dump it to an ELF vmcore, tear it down
 //! kql-rig vmcore SERIES [SCENARIO]          the cached vmcore of SCENARIO (dumped once)
 //! ```
-//! SERIES is 6.1, 6.12 or 5.10; SCENARIO is basic (default), many or idle.
+//! SERIES is 6.1, 6.12 or 5.10; SCENARIO is basic (default), many, many20k or idle.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,7 +68,7 @@ fn print_kernel(kernel: &Kernel) -> Result<()> {
 
 fn start(kernel: &Kernel, scenario: Option<&str>) -> Result<Guest> {
     let workload = workload()?;
-    Guest::boot(&BootOptions { kernel, scenario: scenario.unwrap_or("basic"), workload: &workload })
+    Guest::boot(&BootOptions::new(kernel, scenario.unwrap_or("basic"), &workload))
 }
 
 fn boot(series: &str, scenario: Option<&str>) -> Result<()> {

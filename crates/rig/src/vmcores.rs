@@ -16,7 +16,7 @@ pub fn cached(kernel: &Kernel, scenario: &str, workload: &Path) -> Result<PathBu
     }
     std::fs::create_dir_all(&dir)?;
     let partial = path.with_extension(format!("partial.{}", std::process::id()));
-    let guest = Guest::boot(&BootOptions { kernel, scenario, workload })?;
+    let guest = Guest::boot(&BootOptions::new(kernel, scenario, workload))?;
     guest.dump(&partial)?;
     std::fs::rename(&partial, &path)?;
     Ok(path)

@@ -3,6 +3,7 @@
 //! debug vmlinux all agree (release and build id). Runs in CI from a cold cache.
 
 use std::path::Path;
+use std::time::Instant;
 
 use kql_rig::elf;
 use kql_rig::guest::{BootOptions, Guest};
@@ -12,9 +13,16 @@ use kql_rig::truth::Truth;
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_kql-rig-workload");
 
 fn boot(series: Series, scenario: &str) -> Guest {
+    boot_with_memory(series, scenario, None)
+}
+
+fn boot_with_memory(series: Series, scenario: &str, memory_mb: Option<u32>) -> Guest {
     let kernel = kernels::fetch(series).unwrap_or_else(|e| panic!("fetch {}: {e}", series.name()));
-    let options = BootOptions { kernel: &kernel, scenario, workload: Path::new(WORKLOAD) };
-    Guest::boot(&options).unwrap_or_else(|e| panic!("boot {}: {e}", series.name()))
+    let options = BootOptions { memory_mb, ..BootOptions::new(&kernel, scenario, Path::new(WORKLOAD)) };
+    let started = Instant::now();
+    let guest = Guest::boot(&options).unwrap_or_else(|e| panic!("boot {} {scenario}: {e}", series.name()));
+    eprintln!("{} {scenario}: ready after {:.1?}", series.name(), started.elapsed());
+    guest
 }
 
 /// Boot, check the guest against its kernel files, dump, check the vmcore, tear down.
@@ -82,4 +90,11 @@ fn many_listeners_guest() {
     let guest = boot(Series::Bookworm61, "many");
     let truth = guest.truth().expect("ground truth");
     assert!(truth.listeners().count() >= 5000, "5,000 listeners in the guest");
+}
+
+#[test]
+fn many20k_listeners_guest() {
+    let guest = boot_with_memory(Series::Bookworm61, "many20k", Some(768));
+    let truth = guest.truth().expect("ground truth");
+    assert!(truth.listeners().count() >= 20_000, "20,000 listeners in the guest");
 }

@@ -300,26 +300,45 @@ fn basic() {
     assert!(truth.listeners().all(|e| e.state == TCP_LISTEN));
 }
 
-#[test]
-fn many() {
-    let mut run = Run::start("many");
+/// Checks a `many`-like scenario: `processes` each hold an equal run of the loopback ports
+/// `ports`, in order.
+fn check_many(scenario: &'static str, ports: std::ops::Range<u16>, processes: &[&str]) {
+    let mut run = Run::start(scenario);
     run.wait_ready();
     let truth = run.truth();
-    let main_netns = check_common(&truth, "many");
+    let main_netns = check_common(&truth, scenario);
     let listeners = truth.scenario["listeners"].as_array().unwrap();
-    assert_eq!(listeners.len(), 5000);
-    let ports: BTreeSet<u64> = listeners.iter().map(|l| l["port"].as_u64().unwrap()).collect();
-    assert_eq!(ports, (20000..25000).collect());
+    assert_eq!(listeners.len(), ports.len());
+    let made: BTreeSet<u64> = listeners.iter().map(|l| l["port"].as_u64().unwrap()).collect();
+    assert_eq!(made, ports.clone().map(u64::from).collect());
     let in_table: BTreeSet<u16> = truth
         .listeners()
         .filter(|e| e.netns == main_netns && e.local_addr == IpAddr::from([127, 0, 0, 1]))
         .map(|e| e.local_port)
         .collect();
-    assert_eq!(in_table, (20000..25000).collect());
-    for name in ["kqlw-many-a", "kqlw-many-b"] {
-        assert_eq!(listeners.iter().filter(|l| l["process"] == name).count(), 2500, "{name}");
-        assert!(truth.processes.iter().any(|p| p.comm == name), "{name}");
+    assert_eq!(in_table, ports.clone().collect());
+    let each = ports.len() / processes.len();
+    for (index, name) in processes.iter().enumerate() {
+        let held: Vec<u64> =
+            listeners.iter().filter(|l| l["process"] == *name).map(|l| l["port"].as_u64().unwrap()).collect();
+        let first = u64::from(ports.start) + (index * each) as u64;
+        assert_eq!(held, (first..first + each as u64).collect::<Vec<_>>(), "{name}");
+        assert!(truth.processes.iter().any(|p| p.comm == *name), "{name}");
     }
+    for l in listeners {
+        assert_eq!(l["role"], "many", "{l}");
+        assert_eq!(l["backlog"], 10 + l["port"].as_u64().unwrap() % 90, "{l}");
+    }
+}
+
+#[test]
+fn many() {
+    check_many("many", 20000..25000, &["kqlw-many-a", "kqlw-many-b"]);
+}
+
+#[test]
+fn many20k() {
+    check_many("many20k", 20000..40000, &["kqlw-huge-a", "kqlw-huge-b", "kqlw-huge-c", "kqlw-huge-d"]);
 }
 
 #[test]

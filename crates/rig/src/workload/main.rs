@@ -48,7 +48,7 @@ static SHARE_DIR: OnceLock<PathBuf> = OnceLock::new();
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [scenario, share_dir] = &args[..] else {
-        eprintln!("usage: kql-rig-workload basic|many|idle SHARE_DIR");
+        eprintln!("usage: kql-rig-workload basic|many|many20k|idle SHARE_DIR");
         std::process::exit(2);
     };
     let share_dir = PathBuf::from(share_dir);

@@ -18,8 +18,16 @@
 //! `kqlw-delta` also holds the 3 client sockets of the queued connections (`clients`);
 //! `kqlw-alpha` runs two more threads, named `kqlw-alpha-t1` and `kqlw-alpha-t2`.
 //!
-//! `many`: 5,000 listeners on 127.0.0.1, ports 20000..=24999, `kqlw-many-a` holding
-//! 20000..=22499 and `kqlw-many-b` 22500..=24999, role `many`, backlog `10 + port % 90`.
+//! `many` and `many20k`: loopback listeners on consecutive ports from 20000, split evenly
+//! among processes in port order, role `many`, backlog `10 + port % 90`:
+//!
+//! | scenario  | listeners | address   | ports          | processes (listeners each)                 |
+//! |-----------|-----------|-----------|----------------|--------------------------------------------|
+//! | `many`    | 5,000     | 127.0.0.1 | 20000..=24999  | `kqlw-many-a`, `kqlw-many-b` (2,500)       |
+//! | `many20k` | 20,000    | 127.0.0.1 | 20000..=39999  | `kqlw-huge-a` .. `kqlw-huge-d` (5,000)     |
+//!
+//! (`kqlw-many-a` holds 20000..=22499, `kqlw-huge-b` 25000..=29999, and so on.) The workload
+//! raises `RLIMIT_NOFILE` as far as one process needs before it forks them.
 //!
 //! `idle`: nothing; only the main process (`kqlw-main`).
 
@@ -103,10 +111,11 @@ pub fn run(name: &str, main: Proc) -> Result<Created> {
     let mut created = Created { processes: vec![main], ..Created::default() };
     match name {
         "basic" => basic(&mut created)?,
-        "many" => many(&mut created)?,
+        "many" => many(&mut created, &MANY)?,
+        "many20k" => many(&mut created, &MANY20K)?,
         "idle" => {}
         _ => {
-            return Err(rig_error!("unknown scenario {name:?} (expected basic, many or idle)"));
+            return Err(rig_error!("unknown scenario {name:?} (expected basic, many, many20k or idle)"));
         }
     }
     Ok(created)
@@ -144,15 +153,27 @@ fn basic(created: &mut Created) -> Result<()> {
     Ok(())
 }
 
-/// Ports of the `many` scenario.
-const MANY_PORTS: std::ops::Range<u16> = 20000..25000;
+/// A scenario of many loopback listeners on consecutive ports, split evenly among processes.
+struct Many {
+    ports: std::ops::Range<u16>,
+    processes: &'static [&'static str],
+}
 
-fn many(created: &mut Created) -> Result<()> {
-    let half = MANY_PORTS.start + MANY_PORTS.len() as u16 / 2;
-    // Each worker holds half the listeners, plus stdio, pipes and some slack.
-    sys::ensure_nofile(MANY_PORTS.len() as u64 / 2 + 64)?;
-    for (name, ports) in [("kqlw-many-a", MANY_PORTS.start..half), ("kqlw-many-b", half..MANY_PORTS.end)] {
-        let specs = ports.map(|port| ("many", spec(LOOPBACK4, port, 10 + u32::from(port) % 90))).collect();
+/// `many`: 5,000 listeners in 2 processes.
+const MANY: Many = Many { ports: 20000..25000, processes: &["kqlw-many-a", "kqlw-many-b"] };
+
+/// `many20k`: 20,000 listeners in 4 processes.
+const MANY20K: Many =
+    Many { ports: 20000..40000, processes: &["kqlw-huge-a", "kqlw-huge-b", "kqlw-huge-c", "kqlw-huge-d"] };
+
+fn many(created: &mut Created, scenario: &Many) -> Result<()> {
+    let per_process = scenario.ports.len().div_ceil(scenario.processes.len());
+    // Each worker holds its share of the listeners, plus stdio, pipes and some slack.
+    sys::ensure_nofile(per_process as u64 + 64)?;
+    let ports: Vec<u16> = scenario.ports.clone().collect();
+    for (name, ports) in scenario.processes.iter().zip(ports.chunks(per_process)) {
+        let specs =
+            ports.iter().map(|&port| ("many", spec(LOOPBACK4, port, 10 + u32::from(port) % 90))).collect();
         worker(created, name, specs, Extra::None)?;
     }
     Ok(())
