@@ -1,11 +1,9 @@
 //! Control groups: a `struct cgroup`'s id and path, from its `struct kernfs_node`
 //! (`cgroup->kn`: `id`, `name`, and `parent` — `__parent` on kernels after 6.14).
 
-use kql_drgn::{Program, Result};
+use kql_drgn::Result;
 
-use crate::Memory;
-
-use crate::Layout;
+use crate::{Layout, Memory, Types};
 
 /// Offsets to go from a `struct cgroup *` to its kernfs node's id, name and parent.
 pub struct CgroupIds {
@@ -15,12 +13,12 @@ pub struct CgroupIds {
 
 impl CgroupIds {
     /// Looks up `cgroup.kn` and `kernfs_node.{id,name,parent}`.
-    pub fn new(program: &Program) -> Result<CgroupIds> {
-        let kernfs_node = program.find_type("struct kernfs_node")?;
+    pub fn new(types: &Types) -> Result<CgroupIds> {
+        let kernfs_node = types.find_type("struct kernfs_node")?;
         let parent = if kernfs_node.has_member("parent")? { "parent" } else { "__parent" };
         Ok(CgroupIds {
-            kn: program.find_type("struct cgroup")?.offset_of("kn")? as u64,
-            node: Layout::new(program, "struct kernfs_node", &["id", "name", parent], &[])?,
+            kn: types.find_type("struct cgroup")?.offset_of("kn")? as u64,
+            node: Layout::new(types, "struct kernfs_node", &["id", "name", parent], &[])?,
         })
     }
 

@@ -9,9 +9,9 @@
 
 use std::collections::HashMap;
 
-use kql_drgn::{Error, ErrorKind, Program, Result};
+use kql_drgn::{Error, ErrorKind, Result};
 
-use crate::{Layout, Memory};
+use crate::{Layout, Memory, Types};
 
 /// The most fds kql believes a task can have (`fs.nr_open` is at most 2^30; real tables are
 /// far smaller); a larger `max_fds` means a corrupt or changing table.
@@ -56,18 +56,18 @@ pub struct FileCaches {
 
 impl FileWalker {
     /// Looks up every offset the walk needs.
-    pub fn new(program: &Program) -> Result<FileWalker> {
+    pub fn new(types: &Types) -> Result<FileWalker> {
         Ok(FileWalker {
-            files_fdt: program.find_type("struct files_struct")?.offset_of("fdt")? as u64,
-            fdtable: Layout::new(program, "struct fdtable", &["max_fds", "fd", "open_fds"], &[])?,
-            file: Layout::new(program, "struct file", &["f_inode", "f_path.mnt", "f_path.dentry"], &[])?,
-            inode: Layout::new(program, "struct inode", &["i_mode", "i_ino", "i_sb"], &[])?,
-            sb_type: program.find_type("struct super_block")?.offset_of("s_type")? as u64,
-            fstype_name: program.find_type("struct file_system_type")?.offset_of("name")? as u64,
-            dentry: Layout::new(program, "struct dentry", &["d_name.name", "d_parent"], &[])?,
-            mount_mnt: program.find_type("struct mount")?.offset_of("mnt")? as u64,
-            mnt_root: program.find_type("struct vfsmount")?.offset_of("mnt_root")? as u64,
-            mount: Layout::new(program, "struct mount", &["mnt_parent", "mnt_mountpoint"], &[])?,
+            files_fdt: types.find_type("struct files_struct")?.offset_of("fdt")? as u64,
+            fdtable: Layout::new(types, "struct fdtable", &["max_fds", "fd", "open_fds"], &[])?,
+            file: Layout::new(types, "struct file", &["f_inode", "f_path.mnt", "f_path.dentry"], &[])?,
+            inode: Layout::new(types, "struct inode", &["i_mode", "i_ino", "i_sb"], &[])?,
+            sb_type: types.find_type("struct super_block")?.offset_of("s_type")? as u64,
+            fstype_name: types.find_type("struct file_system_type")?.offset_of("name")? as u64,
+            dentry: Layout::new(types, "struct dentry", &["d_name.name", "d_parent"], &[])?,
+            mount_mnt: types.find_type("struct mount")?.offset_of("mnt")? as u64,
+            mnt_root: types.find_type("struct vfsmount")?.offset_of("mnt_root")? as u64,
+            mount: Layout::new(types, "struct mount", &["mnt_parent", "mnt_mountpoint"], &[])?,
         })
     }
 

@@ -3,9 +3,9 @@
 
 use std::borrow::Cow;
 
-use kql_drgn::{Field, Program, Result};
+use kql_drgn::{Field, Result};
 
-use crate::Memory;
+use crate::{Memory, Types};
 
 /// Members of one struct type and the byte span that covers them all.
 #[derive(Debug, Clone)]
@@ -19,13 +19,8 @@ pub struct Layout {
 impl Layout {
     /// Looks up `designators` in `type_name`; those in `optional` may be missing in this
     /// kernel (their [`Layout::field`] is then `None`).
-    pub fn new(
-        program: &Program,
-        type_name: &str,
-        designators: &[&str],
-        optional: &[&str],
-    ) -> Result<Layout> {
-        let ty = program.find_type(type_name)?;
+    pub fn new(types: &Types, type_name: &str, designators: &[&str], optional: &[&str]) -> Result<Layout> {
+        let ty = types.find_type(type_name)?;
         let mut fields = Vec::with_capacity(designators.len());
         for designator in designators {
             match ty.field(designator) {

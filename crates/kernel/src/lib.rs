@@ -10,11 +10,16 @@
 
 pub mod cgroup;
 pub mod fs;
+pub mod kallsyms;
+mod kernel;
 mod layout;
 pub mod list;
 mod memory;
 pub mod net;
 pub mod sched;
+pub mod types;
 
+pub use kernel::{Kernel, KernelBtf, LIVE_BTF, LIVE_KALLSYMS, Types};
 pub use layout::Layout;
 pub use memory::Memory;
+pub use types::{KernelType, TypeName, TypeSource};

@@ -13,7 +13,9 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use kql_drgn::{CoreImage, Program, Result};
+use kql_drgn::{CoreImage, Field, Program, Result};
+
+use crate::Types;
 
 /// Bytes fetched per physical read (a slab of `struct tcp_sock` is 32 KiB, order 3).
 const CHUNK: u64 = 32 << 10;
@@ -29,9 +31,10 @@ pub struct Memory<'p> {
 }
 
 impl<'p> Memory<'p> {
-    /// A fresh view of `program`'s memory (start one per scan: a live kernel changes).
-    pub fn new(program: &'p Program) -> Self {
-        let base = program.object("page_offset_base").and_then(|o| o.read_unsigned()).ok();
+    /// A fresh view of the kernel's memory (start one per scan: a live kernel changes).
+    pub fn new(types: &Types<'p>) -> Self {
+        let program = types.program();
+        let base = types.symbol("page_offset_base").and_then(|at| program.read_u64(at)).ok();
         let image = base.and_then(|_| program.core_image());
         Memory { program, page_offset_base: base, image, chunks: RefCell::new(HashMap::new()) }
     }
@@ -76,6 +79,12 @@ impl<'p> Memory<'p> {
         let mut bytes = [0; 8];
         self.read(address, &mut bytes)?;
         Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// The member `field` of the struct at `address`, zero-extended.
+    pub fn read_field(&self, address: u64, field: Field) -> Result<u64> {
+        let bytes = self.bytes(address + field.offset as u64, field.size)?;
+        Field { offset: 0, ..field }.read_u64(&bytes)
     }
 
     /// A little-endian `u32` at `address`.

@@ -11,13 +11,11 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use kql_drgn::{Program, Result};
+use kql_drgn::{Error, ErrorKind, Field, Result};
 
-use crate::Memory;
-
-use crate::Layout;
 use crate::cgroup::CgroupIds;
 use crate::list::{hlist_nodes, list_nodes};
+use crate::{Layout, Memory, TypeName, Types};
 
 /// `TCP_LISTEN` of `include/net/tcp_states.h`.
 pub const TCP_LISTEN: u8 = 10;
@@ -62,39 +60,82 @@ pub struct ListeningSocket {
     pub cgroup_id: Option<u64>,
 }
 
+/// What `tcp_hashinfo` is (BTF describes no globals' types).
+const TCP_HASHINFO: &[TypeName] = &[TypeName::Named("struct inet_hashinfo")];
+/// More listening-hash buckets than any kernel allocates; a larger count is corruption.
+const MAX_BUCKETS: usize = 1 << 24;
+
 /// Every listening TCP socket of the kernel, of all network namespaces.
-pub fn tcp_listeners(program: &Program) -> Result<Vec<ListeningSocket>> {
-    let walker = SockWalker::new(program)?;
+pub fn tcp_listeners(types: &Types) -> Result<Vec<ListeningSocket>> {
+    let walker = SockWalker::new(types)?;
+    let hash = ListeningHash::new(types)?;
     let mut caches = Caches::default();
-    let mem = Memory::new(program);
-    listening_socks(&mem)?.into_iter().map(|sk| walker.read(&mem, sk, &mut caches)).collect()
+    let mem = Memory::new(types);
+    hash.socks(&mem)?.into_iter().map(|sk| walker.read(&mem, sk, &mut caches)).collect()
 }
 
-/// Addresses of the `struct sock`s in `tcp_hashinfo`'s listening hash.
-pub fn listening_socks(mem: &Memory) -> Result<Vec<u64>> {
-    let hashinfo = mem.program().object("tcp_hashinfo")?;
-    let node_offset = mem.program().find_type("struct sock")?.offset_of("__sk_common.skc_nulls_node")? as u64;
-    let bucket_type = mem.program().find_type("struct inet_listen_hashbucket")?;
-    let (buckets, count) = if hashinfo.type_().has_member("listening_hash")? {
-        let array = hashinfo.member("listening_hash")?;
-        let count = array.type_().size()? / bucket_type.size()?;
-        (array.address().unwrap_or(0), count)
-    } else {
-        let count = hashinfo.member("lhash2_mask")?.read_unsigned()? as usize + 1;
-        (hashinfo.member("lhash2")?.read_unsigned()?, count)
-    };
-    let head = if bucket_type.has_member("nulls_head")? { "nulls_head" } else { "head" };
-    let head_offset = bucket_type.offset_of(head)?;
-    let bucket_size = bucket_type.size()?;
-    let mut table = vec![0; bucket_size * count];
-    mem.read(buckets, &mut table).map_err(|e| e.context("tcp_hashinfo listening buckets"))?;
-    let mut socks = Vec::new();
-    for bucket in table.chunks_exact(bucket_size) {
-        let first = u64::from_le_bytes(bucket[head_offset..head_offset + 8].try_into().expect("8 bytes"));
-        let nodes = hlist_nodes(mem, first, "tcp_hashinfo listening bucket")?;
-        socks.extend(nodes.into_iter().map(|node| node - node_offset));
+/// Where `tcp_hashinfo`'s listening buckets are and how sockets chain in them.
+pub struct ListeningHash {
+    buckets: Buckets,
+    bucket_size: usize,
+    /// Offset of the chain's head in a bucket.
+    head: usize,
+    /// Offset of the chain's node in a `struct sock`.
+    node: u64,
+}
+
+/// The listening buckets: a fixed array in `tcp_hashinfo` (before 5.19), or the `lhash2`
+/// array it points to, of `lhash2_mask + 1` buckets.
+enum Buckets {
+    Fixed { at: u64, count: usize },
+    Lhash2 { hashinfo: u64, lhash2: Field, mask: Field },
+}
+
+impl ListeningHash {
+    /// Looks up `tcp_hashinfo` and the bucket layout.
+    pub fn new(types: &Types) -> Result<ListeningHash> {
+        let (hashinfo, hashinfo_type) = types.global("tcp_hashinfo", TCP_HASHINFO)?;
+        let bucket_type = types.find_type("struct inet_listen_hashbucket")?;
+        let bucket_size = bucket_type.size()?;
+        let buckets = if hashinfo_type.has_member("listening_hash")? {
+            let array = hashinfo_type.field("listening_hash")?;
+            Buckets::Fixed { at: hashinfo + array.offset as u64, count: array.size / bucket_size.max(1) }
+        } else {
+            let (lhash2, mask) = (hashinfo_type.field("lhash2")?, hashinfo_type.field("lhash2_mask")?);
+            Buckets::Lhash2 { hashinfo, lhash2, mask }
+        };
+        let head = if bucket_type.has_member("nulls_head")? { "nulls_head" } else { "head" };
+        Ok(ListeningHash {
+            buckets,
+            bucket_size,
+            head: bucket_type.offset_of(head)?,
+            node: types.find_type("struct sock")?.offset_of("__sk_common.skc_nulls_node")? as u64,
+        })
     }
-    Ok(socks)
+
+    /// Addresses of the `struct sock`s in the listening hash.
+    pub fn socks(&self, mem: &Memory) -> Result<Vec<u64>> {
+        let (at, count) = match self.buckets {
+            Buckets::Fixed { at, count } => (at, count),
+            Buckets::Lhash2 { hashinfo, lhash2, mask } => {
+                (mem.read_field(hashinfo, lhash2)?, mem.read_field(hashinfo, mask)? as usize + 1)
+            }
+        };
+        if count > MAX_BUCKETS {
+            let message =
+                format!("tcp_hashinfo: {count} listening buckets is implausible; the hash looks corrupt");
+            return Err(Error::new(ErrorKind::BadData, message));
+        }
+        let mut table = vec![0; self.bucket_size * count];
+        mem.read(at, &mut table).map_err(|e| e.context("tcp_hashinfo listening buckets"))?;
+        let mut socks = Vec::new();
+        for bucket in table.chunks_exact(self.bucket_size) {
+            let first = u64::from_le_bytes(bucket[self.head..self.head + 8].try_into().expect("8 bytes"));
+            let nodes = hlist_nodes(mem, first, "tcp_hashinfo listening bucket")?;
+            socks.extend(nodes.into_iter().map(|node| node - self.node));
+        }
+        Ok(socks)
+    }
 }
 
 /// Member indexes of [`SockWalker::sock`].
@@ -172,17 +213,17 @@ pub struct Caches {
 
 impl SockWalker {
     /// Looks up every offset a socket read needs.
-    pub fn new(program: &Program) -> Result<SockWalker> {
-        let socket_alloc = program.find_type("struct socket_alloc")?;
-        let inode = program.find_type("struct inode")?;
+    pub fn new(types: &Types) -> Result<SockWalker> {
+        let socket_alloc = types.find_type("struct socket_alloc")?;
+        let inode = types.find_type("struct inode")?;
         let socket_to_ino = (socket_alloc.offset_of("vfs_inode")? + inode.offset_of("i_ino")?) as u64
             - socket_alloc.offset_of("socket")? as u64;
         Ok(SockWalker {
-            sock: Layout::new(program, "struct sock", &SOCK_MEMBERS, &SOCK_OPTIONAL)?,
+            sock: Layout::new(types, "struct sock", &SOCK_MEMBERS, &SOCK_OPTIONAL)?,
             socket_to_ino,
-            net_inum: program.find_type("struct net")?.offset_of("ns.inum")? as u64,
-            devices: DeviceLayout::new(program)?,
-            cgroups: CgroupIds::new(program)?,
+            net_inum: types.find_type("struct net")?.offset_of("ns.inum")? as u64,
+            devices: DeviceLayout::new(types)?,
+            cgroups: CgroupIds::new(types)?,
         })
     }
 
@@ -283,12 +324,12 @@ struct DeviceLayout {
 }
 
 impl DeviceLayout {
-    fn new(program: &Program) -> Result<DeviceLayout> {
-        let net_device = program.find_type("struct net_device")?;
+    fn new(types: &Types) -> Result<DeviceLayout> {
+        let net_device = types.find_type("struct net_device")?;
         Ok(DeviceLayout {
-            head: program.find_type("struct net")?.offset_of("dev_base_head")? as u64,
+            head: types.find_type("struct net")?.offset_of("dev_base_head")? as u64,
             dev_list: net_device.offset_of("dev_list")? as u64,
-            device: Layout::new(program, "struct net_device", &["ifindex", "name"], &[])?,
+            device: Layout::new(types, "struct net_device", &["ifindex", "name"], &[])?,
         })
     }
 

@@ -10,13 +10,11 @@
 
 use std::collections::HashMap;
 
-use kql_drgn::{Program, Result};
+use kql_drgn::Result;
 
-use crate::Memory;
-
-use crate::Layout;
 use crate::cgroup::CgroupIds;
 use crate::list::list_nodes;
+use crate::{Layout, Memory, TypeName, Types};
 
 /// `PF_KTHREAD` of `include/linux/sched.h`.
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -26,6 +24,10 @@ const TASK_IDLE: u64 = 0x0402;
 const TASK_REPORT: u64 = 0x7f;
 /// Letters of `task_state_array` by `fls()` of the reported state; `I` is `TASK_IDLE`.
 const STATE_LETTERS: [char; 8] = ['R', 'S', 'D', 'T', 't', 'X', 'Z', 'P'];
+/// What `tk_core` is: a `struct tk_data` since 6.13, an anonymous struct before (BTF
+/// describes no globals' types).
+const TK_CORE: &[TypeName] =
+    &[TypeName::Named("struct tk_data"), TypeName::AnonymousStruct(&["seq", "timekeeper"])];
 /// The longest command line kql reads (`/proc/PID/cmdline` has no limit; ps cuts too).
 const MAX_CMDLINE: u64 = 4096;
 
@@ -106,6 +108,8 @@ mod t {
 /// Offsets for task walks, looked up once.
 pub struct TaskWalker {
     task: Layout,
+    /// Address of `init_task.tasks`, the head of the process list.
+    process_list: u64,
     tasks: u64,
     thread_node: u64,
     thread_head: u64,
@@ -129,8 +133,8 @@ pub struct TaskCaches {
 
 impl TaskWalker {
     /// Looks up every offset the walk needs, and the boot time on the wall clock.
-    pub fn new(program: &Program) -> Result<TaskWalker> {
-        let task_struct = program.find_type("struct task_struct")?;
+    pub fn new(types: &Types) -> Result<TaskWalker> {
+        let task_struct = types.find_type("struct task_struct")?;
         let state = if task_struct.has_member("__state")? { "__state" } else { "state" };
         let start =
             if task_struct.has_member("start_boottime")? { "start_boottime" } else { "real_start_time" };
@@ -151,25 +155,28 @@ impl TaskWalker {
             "pid",
         ];
         Ok(TaskWalker {
-            task: Layout::new(program, "struct task_struct", &members, &["cgroups"])?,
+            task: Layout::new(types, "struct task_struct", &members, &["cgroups"])?,
+            process_list: types.symbol("init_task")? + task_struct.offset_of("tasks")? as u64,
             tasks: task_struct.offset_of("tasks")? as u64,
             thread_node: task_struct.offset_of("thread_node")? as u64,
-            thread_head: program.find_type("struct signal_struct")?.offset_of("thread_head")? as u64,
-            cred_uid: program.find_type("struct cred")?.offset_of("uid")? as u64,
-            nr_threads: program.find_type("struct signal_struct")?.offset_of("nr_threads")? as u64,
-            net_ns: program.find_type("struct nsproxy")?.offset_of("net_ns")? as u64,
-            net_inum: program.find_type("struct net")?.offset_of("ns.inum")? as u64,
-            dfl_cgrp: program.find_type("struct css_set")?.offset_of("dfl_cgrp")? as u64,
-            mm: Layout::new(program, "struct mm_struct", &["arg_start", "arg_end", "pgd"], &[])?,
-            boot_to_wall_ns: boot_to_wall_ns(program)?,
-            cgroups: CgroupIds::new(program)?,
+            thread_head: types.find_type("struct signal_struct")?.offset_of("thread_head")? as u64,
+            cred_uid: types.find_type("struct cred")?.offset_of("uid")? as u64,
+            nr_threads: types.find_type("struct signal_struct")?.offset_of("nr_threads")? as u64,
+            net_ns: types.find_type("struct nsproxy")?.offset_of("net_ns")? as u64,
+            net_inum: types.find_type("struct net")?.offset_of("ns.inum")? as u64,
+            dfl_cgrp: types.find_type("struct css_set")?.offset_of("dfl_cgrp")? as u64,
+            mm: Layout::new(types, "struct mm_struct", &["arg_start", "arg_end", "pgd"], &[])?,
+            boot_to_wall_ns: boot_to_wall_ns(types)?,
+            cgroups: CgroupIds::new(types)?,
         })
     }
 
     /// Addresses of every thread-group leader's `task_struct` (`for_each_process()`).
     pub fn leaders(&self, mem: &Memory) -> Result<Vec<u64>> {
-        let head = mem.program().object("init_task")?.member("tasks")?.address().unwrap_or(0);
-        Ok(list_nodes(mem, head, "init_task.tasks")?.into_iter().map(|node| node - self.tasks).collect())
+        Ok(list_nodes(mem, self.process_list, "init_task.tasks")?
+            .into_iter()
+            .map(|node| node - self.tasks)
+            .collect())
     }
 
     /// Addresses of every thread of the process led by `leader`, the leader included
@@ -309,10 +316,11 @@ fn state_letter(state: u64, exit_state: u64) -> char {
 
 /// Nanoseconds to add to a `CLOCK_BOOTTIME` value to get the wall clock:
 /// `tk_core.timekeeper.offs_real - offs_boot` (both offsets from `CLOCK_MONOTONIC`).
-fn boot_to_wall_ns(program: &Program) -> Result<i64> {
-    let timekeeper = program.object("tk_core")?.member("timekeeper")?;
-    let offs_real = timekeeper.member("offs_real")?.read_signed()?;
-    let offs_boot = timekeeper.member("offs_boot")?.read_signed()?;
+fn boot_to_wall_ns(types: &Types) -> Result<i64> {
+    let (tk_core, ty) = types.global("tk_core", TK_CORE)?;
+    let offset = |member| Ok::<_, kql_drgn::Error>(tk_core + ty.offset_of(member)? as u64);
+    let offs_real = types.program().read_u64(offset("timekeeper.offs_real")?)? as i64;
+    let offs_boot = types.program().read_u64(offset("timekeeper.offs_boot")?)? as i64;
     Ok(offs_real - offs_boot)
 }
 
