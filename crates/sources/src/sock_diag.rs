@@ -79,8 +79,19 @@ pub struct TcpSocket {
 /// namespace. IPv4 sockets come first, then IPv6 ones, each in kernel hash-table order.
 ///
 /// Errors: creating the netlink socket or talking over it fails, the kernel answers with
-/// an error (e.g. `inet_diag` unavailable), or the answer is malformed (`InvalidData`).
+/// an error, or the answer is malformed (`InvalidData`). A kernel without TCP support in
+/// sock_diag (`inet_diag`/`tcp_diag` are modules, not loaded) is [`io::ErrorKind::Unsupported`].
 pub fn dump_tcp(states: u32) -> io::Result<Vec<TcpSocket>> {
+    dump_tcp_sockets(states).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => io::Error::new(
+            io::ErrorKind::Unsupported,
+            "netlink sock_diag has no TCP handler here (the tcp_diag module is not loaded)",
+        ),
+        _ => e,
+    })
+}
+
+fn dump_tcp_sockets(states: u32) -> io::Result<Vec<TcpSocket>> {
     let mut out = Vec::new();
     if states == 0 {
         return Ok(out);
