@@ -1,15 +1,17 @@
-//! Criterion benchmark of the libdrgn walks over a vmcore of a 6.1 guest holding 5,000
+//! Criterion benchmark of the kernel walks over a vmcore of a 6.1 guest holding 5,000
 //! listeners (the rig's `many` scenario, dumped once by `kql-rig vmcore 6.1 many` into the
-//! cache): the listening-hash walk alone (throughput = listeners, so criterion reports the
-//! time per listener), the fd-table walk of every process, and the whole `ss-nlpt-all` query.
+//! cache): getting the kernel's types ready (libdrgn attach plus DWARF of the 630 MB debug
+//! vmlinux, or plus the BTF and kallsyms in the vmcore's own memory), the listening-hash walk
+//! (throughput = listeners, so criterion reports the time per listener), the fd-table walk of
+//! every process, and the whole `ss-nlpt-all` query, each with both type sources.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kql_drgn::{DebugInfo, Program, Target};
-use kql_kernel::Memory;
 use kql_kernel::fs::{FileCaches, FileWalker};
 use kql_kernel::sched::{TaskCaches, TaskWalker};
+use kql_kernel::{Kernel, Memory, TypeSource, Types};
 use kql_rig::kernels::{self, Series};
 use kql_tables::target::{Target as KqlTarget, TargetOptions};
 
@@ -21,36 +23,65 @@ fn many_vmcore() -> (PathBuf, PathBuf) {
     (vmcore, kernel.vmlinux)
 }
 
-fn kernel_walk(c: &mut Criterion) {
-    let (vmcore, vmlinux) = many_vmcore();
-    let mut program = Program::attach(Target::CoreDump(vmcore.clone())).expect("open the vmcore");
-    program.load_debug_info(DebugInfo::Vmlinux(&vmlinux)).expect("load the vmlinux");
-    let listeners = kql_kernel::net::tcp_listeners(&program).expect("walk").len();
-    assert!(listeners >= 5000, "the many scenario's listeners are in the vmcore");
+/// The vmcore opened with `source`'s types loaded.
+fn open(vmcore: &Path, vmlinux: &Path, source: TypeSource) -> Kernel {
+    let mut kernel = Kernel::new(Program::attach(Target::CoreDump(vmcore.into())).expect("open the vmcore"));
+    match source {
+        TypeSource::Dwarf => kernel.load_dwarf(DebugInfo::Vmlinux(vmlinux)).expect("load the vmlinux"),
+        TypeSource::Btf => kernel.load_btf(None).expect("BTF and kallsyms from the vmcore"),
+    }
+    kernel
+}
 
-    let mut group = c.benchmark_group("vmcore, 5000 listeners");
+fn types_ready(c: &mut Criterion, vmcore: &Path, vmlinux: &Path) {
+    let mut group = c.benchmark_group("attach + types ready, vmcore");
+    group.sample_size(10);
+    for source in [TypeSource::Btf, TypeSource::Dwarf] {
+        group.bench_function(source.name(), |b| b.iter(|| open(vmcore, vmlinux, source)));
+    }
+    group.finish();
+}
+
+fn walks(c: &mut Criterion, vmcore: &Path, vmlinux: &Path, source: TypeSource) {
+    let kernel = open(vmcore, vmlinux, source);
+    let types = kernel.types(source).expect("types");
+    let listeners = kql_kernel::net::tcp_listeners(&types).expect("walk").len();
+    assert!(listeners >= 5000, "the many scenario's listeners are in the vmcore");
+    let mut group = c.benchmark_group(format!("vmcore, 5000 listeners, {}", source.name()));
     group.throughput(Throughput::Elements(listeners as u64));
     group.bench_function("tcp_listeners walk (per listener)", |b| {
-        b.iter(|| kql_kernel::net::tcp_listeners(&program).expect("walk"))
+        b.iter(|| kql_kernel::net::tcp_listeners(&types).expect("walk"))
     });
     group.throughput(Throughput::Elements(1));
-    group.bench_function("fd tables of every process", |b| b.iter(|| open_files(&program)));
+    group.bench_function("fd tables of every process", |b| b.iter(|| open_files(&types)));
     group.finish();
-    drop(program);
+}
 
-    let options = TargetOptions { core: Some(vmcore), vmlinux: Some(vmlinux), ..Default::default() };
+fn query(c: &mut Criterion, vmcore: &Path, vmlinux: &Path, source: TypeSource) {
+    let vmlinux = (source == TypeSource::Dwarf).then(|| vmlinux.to_path_buf());
+    let options =
+        TargetOptions { core: Some(vmcore.into()), vmlinux, types: Some(source), ..Default::default() };
     let target = KqlTarget::open(&options).expect("kql opens the vmcore");
     let engine = kql_tables::engine(&target).expect("engine");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    c.bench_function("ss-nlpt-all query on the vmcore", |b| {
+    c.bench_function(&format!("ss-nlpt-all query on the vmcore, {}", source.name()), |b| {
         b.iter(|| runtime.block_on(engine.run("select * from ss_nlpt_all")).expect("query"))
     });
 }
 
+fn kernel_walk(c: &mut Criterion) {
+    let (vmcore, vmlinux) = many_vmcore();
+    types_ready(c, &vmcore, &vmlinux);
+    for source in [TypeSource::Btf, TypeSource::Dwarf] {
+        walks(c, &vmcore, &vmlinux, source);
+        query(c, &vmcore, &vmlinux, source);
+    }
+}
+
 /// Every open file of every process, as the proc_fds table reads them.
-fn open_files(program: &Program) -> usize {
-    let (tasks, files) = (TaskWalker::new(program).unwrap(), FileWalker::new(program).unwrap());
-    let mem = Memory::new(program);
+fn open_files(types: &Types) -> usize {
+    let (tasks, files) = (TaskWalker::new(types).unwrap(), FileWalker::new(types).unwrap());
+    let mem = Memory::new(types);
     let (mut task_caches, mut file_caches) = (TaskCaches::default(), FileCaches::default());
     let mut count = 0;
     for leader in tasks.leaders(&mem).unwrap() {

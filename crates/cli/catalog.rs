@@ -10,12 +10,15 @@ use arrow::record_batch::RecordBatch;
 use kql_engine::KernelTable;
 use kql_tables::functions::Function;
 
-/// `kql tables`: name, source on this target (and what it reads), description of every table.
+/// `kql tables`: name, source on this target (what it reads, and for a kernel walk where
+/// its types come from and why), description of every table.
 pub fn tables(tables: &[Arc<dyn KernelTable>]) -> Result<RecordBatch, ArrowError> {
+    let types: Vec<Option<String>> = tables.iter().map(|t| t.types()).collect();
     RecordBatch::try_from_iter([
         ("table", text(tables.iter().map(|t| t.spec().name))),
         ("source", text(tables.iter().map(|t| t.source().kind.name()))),
         ("reads", text(tables.iter().map(|t| t.source().doc))),
+        ("types", Arc::new(StringArray::from_iter(types.iter().map(Option::as_deref))) as ArrayRef),
         ("description", text(tables.iter().map(|t| t.spec().doc))),
     ])
 }

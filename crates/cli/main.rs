@@ -25,8 +25,9 @@ use crate::error::{CliError, Level};
 use crate::format::Format;
 use crate::session::Session;
 use kql_engine::SourceKind;
+
 use kql_tables::queries;
-use kql_tables::target::{Target, TargetOptions};
+use kql_tables::target::{Target, TargetOptions, TypeSource};
 
 /// SQL over live kernel objects: sockets, processes and their file descriptors as tables.
 #[derive(Debug, Parser)]
@@ -56,9 +57,17 @@ struct Cli {
     /// Inspect the running QEMU guest behind this QMP socket (reads its RAM live).
     #[arg(long, value_name = "SOCKET", global = true)]
     qmp: Option<PathBuf>,
-    /// Debug info (vmlinux with DWARF) of the target's kernel, instead of libdrgn's search.
+    /// Debug info (vmlinux with DWARF) of the target's kernel; kernel walks then use DWARF.
     #[arg(long, value_name = "FILE", global = true)]
     vmlinux: Option<PathBuf>,
+    /// Where kernel walks get the kernel's types: btf (the BTF and kallsyms the kernel
+    /// carries) or dwarf (its debug vmlinux). Default: --vmlinux if given, else BTF where the
+    /// kernel has it, else DWARF found by libdrgn's search.
+    #[arg(long, value_enum, value_name = "SOURCE", global = true)]
+    types: Option<TypesArg>,
+    /// Use this BTF file (e.g. from BTFHub) instead of the kernel's own.
+    #[arg(long, value_name = "FILE", global = true)]
+    btf: Option<PathBuf>,
     /// Fill every table this source can fill with it: drgn (kernel memory), netlink or
     /// procfs (this host only).
     #[arg(long, value_enum, value_name = "SOURCE", global = true)]
@@ -75,6 +84,13 @@ enum SourceArg {
     Procfs,
 }
 
+/// `--types` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TypesArg {
+    Btf,
+    Dwarf,
+}
+
 impl Cli {
     fn target_options(&self) -> TargetOptions {
         TargetOptions {
@@ -86,6 +102,11 @@ impl Cli {
                 SourceArg::Netlink => SourceKind::Netlink,
                 SourceArg::Procfs => SourceKind::Procfs,
             }),
+            types: self.types.map(|types| match types {
+                TypesArg::Btf => TypeSource::Btf,
+                TypesArg::Dwarf => TypeSource::Dwarf,
+            }),
+            btf: self.btf.clone(),
         }
     }
 }

@@ -24,7 +24,7 @@ impl Booted {
     fn new(series: Series, scenario: &str) -> Booted {
         let kernel = kernels::fetch(series).unwrap_or_else(|e| panic!("fetch {}: {e}", series.name()));
         let workload = rig_workload();
-        let options = BootOptions { kernel: &kernel, scenario, workload: &workload };
+        let options = BootOptions::new(&kernel, scenario, &workload);
         let guest = Guest::boot(&options).unwrap_or_else(|e| panic!("boot {}: {e}", series.name()));
         let truth = guest.truth().expect("the guest's ground truth");
         let vmcore = std::env::temp_dir().join(format!(

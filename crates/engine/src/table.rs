@@ -179,6 +179,10 @@ pub trait KernelTable: Debug + Send + Sync {
     fn spec(&self) -> &'static TableSpec;
     /// The source that fills the table on this target.
     fn source(&self) -> &'static Source;
+    /// For a kernel walk, where its types come from here and why (`kql tables`).
+    fn types(&self) -> Option<String> {
+        None
+    }
     /// Read the rows. Runs on a blocking thread; may take as long as the kernel needs.
     fn scan(&self, request: &ScanRequest) -> Result<Scanned>;
 }

@@ -1,10 +1,28 @@
-//! What the libdrgn-backed scans share: turning a walk error into a query error, and
-//! counting the objects a walk had to skip into one warning.
+//! What the libdrgn-backed scans share: running a walk over the kernel seen through the
+//! table's type source, turning a walk error into a query error, and counting the objects a
+//! walk had to skip into one warning.
 //!
 //! A live kernel (host or QEMU guest) keeps running while kql reads it, so a task can exit
 //! between being listed and being read; that task is skipped and counted, not fatal.
 
-use datafusion::error::DataFusionError;
+use datafusion::error::{DataFusionError, Result};
+use kql_kernel::Types;
+
+use crate::target::{Binding, Target};
+
+/// Runs `walk` over the target's kernel through the types `binding` names; a binding that
+/// cannot fill its table fails here with its reason.
+pub fn walk<T>(target: &Target, binding: &Binding, walk: impl FnOnce(&Types) -> Result<T>) -> Result<T> {
+    if let Some(failure) = &binding.failure {
+        return Err(DataFusionError::Execution(failure.clone()));
+    }
+    let (source, _) = binding.types.as_ref().ok_or_else(|| {
+        DataFusionError::Execution(format!("{}: no kernel types are bound", binding.source.kind.name()))
+    })?;
+    let kernel = target.kernel()?;
+    let types = kernel.types(*source).map_err(error)?;
+    walk(&types)
+}
 
 /// A failed walk as a query error.
 pub fn error(error: kql_drgn::Error) -> DataFusionError {

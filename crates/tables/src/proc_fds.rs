@@ -12,14 +12,14 @@ use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray, UInt32Array, U
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
-use kql_kernel::Memory;
 use kql_kernel::fs::{FileCaches, FileWalker};
 use kql_kernel::sched::{TaskCaches, TaskWalker};
+use kql_kernel::{Memory, Types};
 use kql_sources::proc_scan::{FdKind, ProcFd, ScanFilter, scan_fds};
 
 use crate::kernel_walk::{self, Skipped};
 use crate::table::TableScan;
-use crate::target::Target;
+use crate::target::{Binding, Target};
 
 const SPEC: TableSpec = TableSpec {
     name: "proc_fds",
@@ -51,10 +51,16 @@ impl TableScan for ProcFds {
         &SPEC
     }
 
-    fn scan(target: &Target, source: SourceKind, request: &ScanRequest) -> Result<Scanned> {
+    fn probe(types: &Types) -> kql_drgn::Result<()> {
+        TaskWalker::new(types)?;
+        FileWalker::new(types)?;
+        Ok(())
+    }
+
+    fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
         let filter = ScanFilter { pids: request.keys.values("pid"), inodes: request.keys.values("inode") };
-        let (fds, warnings) = match source {
-            SourceKind::Drgn => kernel_fds(target, &filter)?,
+        let (fds, warnings) = match binding.source.kind {
+            SourceKind::Drgn => kernel_walk::walk(target, binding, |types| kernel_fds(types, &filter))?,
             _ => host_fds(target, &filter),
         };
         Ok(Scanned { batch: to_batch(&fds)?, warnings })
@@ -76,11 +82,10 @@ fn host_fds(target: &Target, filter: &ScanFilter) -> (Vec<ProcFd>, Vec<String>) 
 }
 
 /// The fds of the kernel's processes, from their fd tables.
-fn kernel_fds(target: &Target, filter: &ScanFilter) -> Result<(Vec<ProcFd>, Vec<String>)> {
-    let program = target.kernel()?;
-    let mem = Memory::new(&program);
-    let tasks = TaskWalker::new(&program).map_err(kernel_walk::error)?;
-    let files = FileWalker::new(&program).map_err(kernel_walk::error)?;
+fn kernel_fds(types: &Types, filter: &ScanFilter) -> Result<(Vec<ProcFd>, Vec<String>)> {
+    let mem = Memory::new(types);
+    let tasks = TaskWalker::new(types).map_err(kernel_walk::error)?;
+    let files = FileWalker::new(types).map_err(kernel_walk::error)?;
     let (mut task_caches, mut file_caches) = (TaskCaches::default(), FileCaches::default());
     let mut skipped = Skipped::new("proc_fds");
     let mut fds = Vec::new();

@@ -15,13 +15,13 @@ use datafusion::arrow::array::{
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
-use kql_kernel::Memory;
 use kql_kernel::sched::{Task, TaskCaches, TaskWalker};
+use kql_kernel::{Memory, Types};
 use kql_sources::proc_scan::{ProcessInfo, scan_processes};
 
 use crate::kernel_walk::{self, Skipped};
 use crate::table::TableScan;
-use crate::target::Target;
+use crate::target::{Binding, Target};
 
 const SPEC: TableSpec = TableSpec {
     name: "processes",
@@ -53,10 +53,16 @@ impl TableScan for Processes {
         &SPEC
     }
 
-    fn scan(target: &Target, source: SourceKind, request: &ScanRequest) -> Result<Scanned> {
+    fn probe(types: &Types) -> kql_drgn::Result<()> {
+        TaskWalker::new(types).map(drop)
+    }
+
+    fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
         let pids = request.keys.values::<i32>("pid");
-        let (mut processes, warnings) = match source {
-            SourceKind::Drgn => kernel_processes(target, pids.as_ref())?,
+        let (mut processes, warnings) = match binding.source.kind {
+            SourceKind::Drgn => {
+                kernel_walk::walk(target, binding, |types| kernel_processes(types, pids.as_ref()))?
+            }
             _ => host_processes(target, pids.as_ref()),
         };
         if let Some(netns) = request.keys.values::<u64>("netns") {
@@ -78,10 +84,9 @@ fn host_processes(target: &Target, pids: Option<&HashSet<i32>>) -> (Vec<ProcessI
     (scan.processes, warnings)
 }
 
-fn kernel_processes(target: &Target, pids: Option<&HashSet<i32>>) -> Result<(Vec<ProcessInfo>, Vec<String>)> {
-    let program = target.kernel()?;
-    let mem = Memory::new(&program);
-    let walker = TaskWalker::new(&program).map_err(kernel_walk::error)?;
+fn kernel_processes(types: &Types, pids: Option<&HashSet<i32>>) -> Result<(Vec<ProcessInfo>, Vec<String>)> {
+    let mem = Memory::new(types);
+    let walker = TaskWalker::new(types).map_err(kernel_walk::error)?;
     let mut caches = TaskCaches::default();
     let mut skipped = Skipped::new("processes");
     let mut processes = Vec::new();

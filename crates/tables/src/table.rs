@@ -1,28 +1,35 @@
-//! [`Table`]: what every kql table shares — the target it reads and the source chosen for it
-//! there — so that a table's file holds only its spec and its scans ([`TableScan`]).
+//! [`Table`]: what every kql table shares — the target it reads and how it is filled there
+//! ([`Binding`]) — so that a table's file holds only its spec, its type probe and its scans
+//! ([`TableScan`]).
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use datafusion::error::Result;
-use kql_engine::{KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_engine::{KernelTable, ScanRequest, Scanned, Source, TableSpec};
+use kql_kernel::Types;
 
-use crate::target::Target;
+use crate::target::{Binding, Target};
 
 /// One table's declaration: its spec, and how each of its sources fills it.
 pub trait TableScan: Debug + Send + Sync + 'static {
     /// Name, description, columns and sources.
     fn spec() -> &'static TableSpec;
-    /// Reads the rows from `source` on `target`.
-    fn scan(target: &Target, source: SourceKind, request: &ScanRequest) -> Result<Scanned>;
+    /// The kernel walk's type and symbol lookups, reading no rows: whether `types` can fill
+    /// the table. Tables without a kernel walk have nothing to look up.
+    fn probe(_types: &Types) -> kql_drgn::Result<()> {
+        Ok(())
+    }
+    /// Reads the rows as `binding` says, on `target`.
+    fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned>;
 }
 
-/// A table bound to a target, with the source [`Target::source_for`] chose.
+/// A table bound to a target, filled as [`Target::bind`] decided.
 #[derive(Debug)]
 pub struct Table<T> {
     target: Arc<Target>,
-    source: &'static Source,
+    binding: Binding,
     table: PhantomData<T>,
 }
 
@@ -31,7 +38,7 @@ impl<T: TableScan> Table<T> {
     pub fn on(target: &Arc<Target>) -> Arc<dyn KernelTable> {
         Arc::new(Table::<T> {
             target: Arc::clone(target),
-            source: target.source_for(T::spec()),
+            binding: target.bind(T::spec(), T::probe),
             table: PhantomData,
         })
     }
@@ -43,10 +50,18 @@ impl<T: TableScan> KernelTable for Table<T> {
     }
 
     fn source(&self) -> &'static Source {
-        self.source
+        self.binding.source
+    }
+
+    fn types(&self) -> Option<String> {
+        self.binding.types.as_ref().map(|(source, origin)| format!("{}: {origin}", source.name()))
     }
 
     fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
-        T::scan(&self.target, self.source.kind, request)
+        let mut scanned = T::scan(&self.target, &self.binding, request)?;
+        if let Some(note) = self.target.take_note(T::spec().name) {
+            scanned.warnings.insert(0, note);
+        }
+        Ok(scanned)
     }
 }

@@ -8,6 +8,7 @@
 //! rendered as `ss` renders them.
 
 use std::collections::HashSet;
+use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -15,13 +16,15 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array,
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
-use kql_kernel::net::ListeningSocket;
+use kql_kernel::Types;
+use kql_kernel::net::{ListeningHash, ListeningSocket, SockWalker};
 use kql_sources::netns::{self, NetNamespace};
 use kql_sources::proc_net_tcp;
 use kql_sources::sock_diag::{self, TCP_LISTEN, TcpSocket};
 
+use crate::kernel_walk;
 use crate::table::TableScan;
-use crate::target::Target;
+use crate::target::{Binding, Target};
 
 const SPEC: TableSpec = TableSpec {
     name: "tcp_listeners",
@@ -78,14 +81,20 @@ impl TableScan for TcpListeners {
         &SPEC
     }
 
-    fn scan(target: &Target, source: SourceKind, request: &ScanRequest) -> Result<Scanned> {
+    fn probe(types: &Types) -> kql_drgn::Result<()> {
+        SockWalker::new(types)?;
+        ListeningHash::new(types)?;
+        Ok(())
+    }
+
+    fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
         let wanted = request.keys.values::<u64>("netns");
         let mut warnings = Vec::new();
-        let mut rows = match source {
-            SourceKind::Drgn => kernel_listeners(target)?,
+        let mut rows = match binding.source.kind {
+            SourceKind::Drgn => kernel_listeners(target, binding)?,
             kind => {
                 warnings.extend(target.take_fallback_note());
-                host_listeners(kind, wanted.as_ref(), &mut warnings)
+                host_listeners(target, kind, wanted.as_ref(), &mut warnings)?
             }
         };
         let ports = request.keys.values::<u16>("local_port");
@@ -111,10 +120,11 @@ struct Listener {
 }
 
 /// Every listener of the kernel, from one walk of its listening hash.
-fn kernel_listeners(target: &Target) -> Result<Vec<Listener>> {
-    let program = target.kernel()?;
-    let sockets = kql_kernel::net::tcp_listeners(&program)
-        .map_err(|e| DataFusionError::Execution(format!("tcp_listeners: {e}")))?;
+fn kernel_listeners(target: &Target, binding: &Binding) -> Result<Vec<Listener>> {
+    let sockets = kernel_walk::walk(target, binding, |types| {
+        kql_kernel::net::tcp_listeners(types)
+            .map_err(|e| DataFusionError::Execution(format!("tcp_listeners: {e}")))
+    })?;
     Ok(sockets.into_iter().map(kernel_row).collect())
 }
 
@@ -145,23 +155,40 @@ fn kernel_row(sk: ListeningSocket) -> Listener {
     }
 }
 
-/// Listeners of every wanted network namespace of this host, dumped from inside each.
+/// Listeners of every wanted network namespace of this host, dumped from inside each. When
+/// sock_diag cannot dump TCP (no `tcp_diag`), /proc/net/tcp is read instead and a warning
+/// says so — or, with `--source netlink`, that is an error.
 fn host_listeners(
-    kind: SourceKind,
+    target: &Target,
+    mut kind: SourceKind,
     wanted: Option<&HashSet<u64>>,
     warnings: &mut Vec<String>,
-) -> Vec<Listener> {
+) -> Result<Vec<Listener>> {
     let mut rows = Vec::new();
     for ns in netns::network_namespaces() {
         if wanted.is_some_and(|w| !w.contains(&ns.inode)) {
             continue;
         }
-        match dump_namespace(kind, &ns) {
+        let mut dumped = dump_namespace(kind, &ns);
+        if let Err(e) = &dumped
+            && e.kind() == io::ErrorKind::Unsupported
+            && kind == SourceKind::Netlink
+        {
+            if target.is_forced(SourceKind::Netlink) {
+                return Err(DataFusionError::Execution(format!("tcp_listeners: {e}")));
+            }
+            warnings.push(format!(
+                "tcp_listeners: {e}; so it comes from /proc/net/tcp{{,6}} instead, which has no backlog (send_q is NULL)"
+            ));
+            kind = SourceKind::Procfs;
+            dumped = dump_namespace(kind, &ns);
+        }
+        match dumped {
             Ok(listeners) => rows.extend(listeners),
             Err(e) => warnings.push(format!("tcp_listeners: skipped network namespace {}: {e}", ns.inode)),
         }
     }
-    rows
+    Ok(rows)
 }
 
 /// Every listener of `ns`, read from inside it with netlink or /proc/net/tcp.

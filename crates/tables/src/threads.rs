@@ -10,13 +10,13 @@ use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
-use kql_kernel::Memory;
 use kql_kernel::sched::TaskWalker;
+use kql_kernel::{Memory, Types};
 use kql_sources::proc_threads::{ThreadInfo, scan_threads};
 
 use crate::kernel_walk::{self, Skipped};
 use crate::table::TableScan;
-use crate::target::Target;
+use crate::target::{Binding, Target};
 
 const SPEC: TableSpec = TableSpec {
     name: "threads",
@@ -42,20 +42,25 @@ impl TableScan for Threads {
         &SPEC
     }
 
-    fn scan(target: &Target, source: SourceKind, request: &ScanRequest) -> Result<Scanned> {
+    fn probe(types: &Types) -> kql_drgn::Result<()> {
+        TaskWalker::new(types).map(drop)
+    }
+
+    fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
         let pids = request.keys.values::<i32>("pid");
-        let (threads, warnings) = match source {
-            SourceKind::Drgn => kernel_threads(target, pids.as_ref())?,
+        let (threads, warnings) = match binding.source.kind {
+            SourceKind::Drgn => {
+                kernel_walk::walk(target, binding, |types| kernel_threads(types, pids.as_ref()))?
+            }
             _ => (scan_threads(pids.as_ref()), target.take_fallback_note().into_iter().collect()),
         };
         Ok(Scanned { batch: to_batch(&threads)?, warnings })
     }
 }
 
-fn kernel_threads(target: &Target, pids: Option<&HashSet<i32>>) -> Result<(Vec<ThreadInfo>, Vec<String>)> {
-    let program = target.kernel()?;
-    let mem = Memory::new(&program);
-    let walker = TaskWalker::new(&program).map_err(kernel_walk::error)?;
+fn kernel_threads(types: &Types, pids: Option<&HashSet<i32>>) -> Result<(Vec<ThreadInfo>, Vec<String>)> {
+    let mem = Memory::new(types);
+    let walker = TaskWalker::new(types).map_err(kernel_walk::error)?;
     let mut skipped = Skipped::new("threads");
     let mut threads = Vec::new();
     for leader in walker.leaders(&mem).map_err(kernel_walk::error)? {
