@@ -57,8 +57,12 @@ impl From<std::io::Error> for CliError {
     }
 }
 
-/// DataFusion's message, with the unknown-table case pointed at `kql tables`.
+/// DataFusion's message, with the unknown-table case pointed at `kql tables`; a scan's own
+/// failure (kql's words already) without DataFusion's "Execution error:" in front.
 fn describe(error: &DataFusionError) -> String {
+    if let DataFusionError::Execution(message) = error {
+        return message.clone();
+    }
     let message = error.to_string();
     match unknown_table(&message) {
         Some(table) => format!("unknown table '{table}' (`kql tables` lists them)"),

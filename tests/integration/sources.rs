@@ -61,3 +61,50 @@ fn procfs_source_matches_netlink_except_the_backlog() {
     let tables = String::from_utf8(kql(&["tables", "--source", "procfs", "--format", "csv"]).stdout).unwrap();
     assert!(tables.contains("tcp_listeners,procfs,"), "{tables}");
 }
+
+/// `/proc/kallsyms` as `uid` reads it: its first line's address, and whether it lists a
+/// data symbol (`init_task`, listed only with CONFIG_KALLSYMS_ALL).
+fn kallsyms_as(uid: u32) -> (u64, bool) {
+    use std::os::unix::process::CommandExt;
+    let output = std::process::Command::new("cat").arg("/proc/kallsyms").uid(uid).gid(uid).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let first = text.split_whitespace().next().and_then(|a| u64::from_str_radix(a, 16).ok()).unwrap();
+    (first, text.lines().any(|line| line.ends_with(" init_task")))
+}
+
+/// kql as `uid`, expecting one `kql: ` line and a failure.
+fn kql_failure_as(uid: u32, args: &[&str]) -> String {
+    use std::os::unix::process::CommandExt;
+    let output =
+        std::process::Command::new(env!("CARGO_BIN_EXE_kql")).args(args).uid(uid).gid(uid).output().unwrap();
+    assert!(!output.status.success() && output.stdout.is_empty(), "kql {args:?} as {uid} should fail");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
+
+#[test]
+fn asking_for_btf_names_what_is_missing_and_the_fix() {
+    let error = kql_failure(&["--btf", "/nonexistent/vmlinux.btf", "-q", "ss-nlpt"]);
+    assert!(error.contains("cannot read BTF /nonexistent/vmlinux.btf"), "{error}");
+    let error = kql_failure(&["--btf", "/etc/hostname", "-q", "ss-nlpt"]);
+    assert!(error.contains("/etc/hostname is not usable BTF"), "{error}");
+    let error = kql_failure(&["--types", "btf", "--vmlinux", "/boot/vmlinux", "-q", "ss-nlpt"]);
+    assert!(error.contains("--types btf") && error.contains("--vmlinux"), "{error}");
+
+    let error = kql_failure(&["--types", "btf", "-q", "ss-nlpt"]);
+    match kallsyms_as(0) {
+        (_, false) => assert!(
+            error.contains("/proc/kallsyms lists no data symbols") && error.contains("CONFIG_KALLSYMS_ALL"),
+            "{error}"
+        ),
+        (_, true) => assert!(error.contains("/proc/kcore"), "{error}"),
+    }
+    if kallsyms_as(65534).0 == 0 {
+        let error = kql_failure_as(65534, &["--types", "btf", "-q", "ss-nlpt"]);
+        assert!(
+            error.contains("/proc/kallsyms shows every address as 0") && error.contains("root"),
+            "{error}"
+        );
+    }
+}

@@ -155,6 +155,22 @@ impl Program {
         }
     }
 
+    /// The file the kernel's debug info was loaded from, once it is.
+    pub fn kernel_debug_file(&self) -> Option<PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: a NULL name matches any main module; the module and its path string belong
+        // to the program and stay valid while it lives; the path is copied out at once.
+        unsafe {
+            let module = sys::drgn_module_find_main(self.raw.as_ptr(), ptr::null());
+            if module.is_null() {
+                return None;
+            }
+            let path = sys::drgn_module_debug_file_path(module);
+            (!path.is_null())
+                .then(|| PathBuf::from(std::ffi::OsStr::from_bytes(CStr::from_ptr(path).to_bytes())))
+        }
+    }
+
     fn missing_debug_info(&self, debug_info: DebugInfo, kernel_id: &str) -> Error {
         let release = self.kernel_release().unwrap_or_else(|_| "?".into());
         let kernel = match kernel_id {

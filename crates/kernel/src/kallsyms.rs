@@ -375,3 +375,54 @@ fn read_u64(program: &Program, at: u64) -> Result<u64> {
 fn bad(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::BadData, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Kallsyms> {
+        let path = std::env::temp_dir().join(format!("kql-kallsyms-{}-{}", std::process::id(), text.len()));
+        std::fs::write(&path, text).unwrap();
+        let result = Kallsyms::read_proc(&path);
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
+    #[test]
+    fn the_kernels_own_symbols_are_kept_and_modules_skipped() {
+        let kallsyms = read(
+            "ffffffff81000000 T _stext\nffffffff82a0c940 D init_task\nffffffff82a0c940 d init_task\n\
+             ffffffffc0001000 t helper\t[some_module]\n",
+        )
+        .unwrap();
+        assert_eq!(kallsyms.address("init_task"), Some(0xffffffff82a0c940));
+        assert_eq!(kallsyms.address("_stext"), Some(0xffffffff81000000));
+        assert_eq!(kallsyms.address("helper"), None);
+    }
+
+    #[test]
+    fn zeroed_addresses_say_to_run_as_root() {
+        let error = read("0000000000000000 T _stext\n0000000000000000 D init_task\n").unwrap_err();
+        assert!(
+            error.message.contains("every address as 0") && error.message.contains("kptr_restrict"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn functions_only_say_kallsyms_all_is_off() {
+        let error = read("ffffffff81000000 T _stext\nffffffff81000100 t helper\n").unwrap_err();
+        assert!(
+            error.message.contains("CONFIG_KALLSYMS_ALL") && error.message.contains("--vmlinux"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_line_is_named() {
+        let error = read("ffffffff81000000 T _stext\nnot-hex D init_task\n").unwrap_err();
+        assert!(error.message.contains("line 2"), "{error}");
+        let error = read("ffffffff81000000\n").unwrap_err();
+        assert!(error.message.contains("line 1"), "{error}");
+    }
+}

@@ -42,9 +42,10 @@ pub struct KernelBtf {
 impl KernelBtf {
     /// The live kernel's: `btf_file` (or `/sys/kernel/btf/vmlinux`) and `/proc/kallsyms`.
     pub fn read_live(btf_file: Option<&Path>) -> Result<KernelBtf> {
-        let symbols = Kallsyms::read_proc(Path::new(LIVE_KALLSYMS))?;
         let path = btf_file.unwrap_or(Path::new(LIVE_BTF));
-        Ok(KernelBtf::new(read_btf_file(path)?, path.display().to_string(), symbols))
+        let btf = read_btf_file(path)?;
+        let symbols = Kallsyms::read_proc(Path::new(LIVE_KALLSYMS))?;
+        Ok(KernelBtf::new(btf, path.display().to_string(), symbols))
     }
 
     fn new(btf: Btf, from: String, symbols: Kallsyms) -> KernelBtf {
@@ -67,9 +68,11 @@ impl Kernel {
     /// Loads DWARF: the given `vmlinux`, or what libdrgn's standard search finds.
     pub fn load_dwarf(&mut self, debug_info: DebugInfo) -> Result<()> {
         self.program.load_debug_info(debug_info)?;
-        self.dwarf = Some(match debug_info {
-            DebugInfo::Vmlinux(path) => path.display().to_string(),
-            DebugInfo::Default => "libdrgn's search for the kernel's debug vmlinux".to_string(),
+        let found = self.program.kernel_debug_file().map(|path| path.display().to_string());
+        self.dwarf = Some(match (debug_info, found) {
+            (DebugInfo::Vmlinux(path), _) => path.display().to_string(),
+            (DebugInfo::Default, Some(found)) => format!("{found}, found by libdrgn's search"),
+            (DebugInfo::Default, None) => "the debug vmlinux libdrgn's search found".to_string(),
         });
         Ok(())
     }
@@ -117,6 +120,11 @@ impl Kernel {
         Btf::parse(bytes).map_err(|e| {
             Error::new(ErrorKind::BadData, format!("the BTF in the kernel's memory is not usable: {e}"))
         })
+    }
+
+    /// The BTF, once loaded (for callers that list types rather than look them up).
+    pub fn btf(&self) -> Option<&Btf> {
+        self.btf.as_ref().map(|btf| &btf.btf)
     }
 
     /// Whether `source` is loaded.

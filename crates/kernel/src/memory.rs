@@ -39,11 +39,6 @@ impl<'p> Memory<'p> {
         Memory { program, page_offset_base: base, image, chunks: RefCell::new(HashMap::new()) }
     }
 
-    /// The program, for type and symbol lookups.
-    pub fn program(&self) -> &'p Program {
-        self.program
-    }
-
     /// Fills `buf` from kernel virtual address `address`.
     pub fn read(&self, address: u64, buf: &mut [u8]) -> Result<()> {
         if let Some(bytes) = self.mapped(address, buf.len()) {
