@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Times `kql -q ss-nlpt-all --core VMCORE` against the same listing done with drgn's Python
+# Times `kql -q ss-nlpt-all --core VMCORE`, with the debug vmlinux's DWARF and with the BTF
+# and kallsyms in the vmcore's own memory, against the same listing done with drgn's Python
 # helpers (benches/ss_nlpt_drgn.py), over a vmcore of a 6.1 guest holding 5,000 listeners
-# (the rig's `many` scenario), alternating runs, and prints both medians and row counts.
+# (the rig's `many` scenario), alternating runs; prints the medians, row counts and ratios.
 # Usage: benches/vs-drgn.sh [RUNS]   (default 5)
 # Caches, under ~/.cache/kql (or $KQL_CACHE): venv-drgn/ (pip drgn==0.3.0) and
 # vmcores/<release>-many.vmcore (made once by `kql-rig vmcore 6.1 many`: needs QEMU and root).
@@ -31,7 +32,8 @@ import statistics, subprocess, sys, time
 runs, vmcore, vmlinux, kql = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 commands = {
     "drgn (python)": [sys.executable, "benches/ss_nlpt_drgn.py", "-c", vmcore, "-s", vmlinux],
-    "kql": [kql, "-q", "ss-nlpt-all", "--core", vmcore, "--vmlinux", vmlinux, "--format", "csv"],
+    "kql (DWARF)": [kql, "-q", "ss-nlpt-all", "--core", vmcore, "--vmlinux", vmlinux, "--format", "csv"],
+    "kql (BTF)": [kql, "-q", "ss-nlpt-all", "--core", vmcore, "--types", "btf", "--format", "csv"],
 }
 
 # One untimed run each: warms the page cache and gives the outputs to count.
@@ -41,6 +43,8 @@ rows = {name: len(out.splitlines()) - 1 for name, out in outputs.items()}  # min
 listen_lines = sum(" LISTEN " in line for line in outputs["drgn (python)"].splitlines())
 if listen_lines < 5000:
     sys.exit(f"vs-drgn: the drgn script printed {listen_lines} listeners, expected at least 5000")
+if sorted(outputs["kql (BTF)"].splitlines()) != sorted(outputs["kql (DWARF)"].splitlines()):
+    sys.exit("vs-drgn: kql printed different rows with BTF and with DWARF")
 
 times = {name: [] for name in commands}
 for _ in range(runs):
@@ -51,6 +55,8 @@ for _ in range(runs):
 print(f"vmcore: {vmcore}, runs: {runs}")
 for name in commands:
     print(f"{name:>14}: median {statistics.median(times[name]) * 1000:8.1f} ms, rows {rows[name]}")
-ratio = statistics.median(times["drgn (python)"]) / statistics.median(times["kql"])
-print(f"ratio drgn/kql: {ratio:.1f}")
+median = {name: statistics.median(times[name]) for name in commands}
+print(f"ratio drgn/kql (DWARF): {median['drgn (python)'] / median['kql (DWARF)']:.1f}")
+print(f"ratio drgn/kql (BTF):   {median['drgn (python)'] / median['kql (BTF)']:.1f}")
+print(f"ratio kql BTF/DWARF:    {median['kql (BTF)'] / median['kql (DWARF)']:.2f}")
 PY

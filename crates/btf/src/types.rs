@@ -215,6 +215,11 @@ impl<'b> Type<'b> {
         }
     }
 
+    /// How many members, parameters, enumerators or section entries the type lists.
+    pub fn vlen(&self) -> usize {
+        self.record.vlen()
+    }
+
     /// The members of a struct or union, in order.
     pub fn members(&self) -> Result<impl Iterator<Item = Result<Member<'b>>> + use<'b>> {
         if !matches!(self.kind, Kind::Struct | Kind::Union) {

@@ -16,11 +16,14 @@
 //! version: each candidate is decoded and the one whose symbols land where VMCOREINFO says
 //! `_stext`, `init_uts_ns`, … are wins. Every count and length read from memory is bounded.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
 use kql_drgn::{Error, ErrorKind, Program, Result};
+
+use crate::Memory;
+use crate::symbol_table::{NameHash, NameIndex, NameSource, Names, SymbolTable};
+use crate::vmcoreinfo::Vmcoreinfo;
 
 /// More symbols than any kernel has (a 6.x distribution kernel has about 200,000).
 const MAX_SYMBOLS: u32 = 4 << 20;
@@ -37,7 +40,7 @@ const DATA_SENTINEL: &str = "init_task";
 
 /// Addresses of the kernel's symbols, by name.
 pub struct Kallsyms {
-    addresses: HashMap<Box<str>, u64>,
+    symbols: SymbolTable,
     origin: String,
 }
 
@@ -45,7 +48,7 @@ impl fmt::Debug for Kallsyms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Kallsyms")
             .field("origin", &self.origin)
-            .field("symbols", &self.addresses.len())
+            .field("symbols", &self.symbols.len())
             .finish()
     }
 }
@@ -56,8 +59,8 @@ impl Kallsyms {
     pub fn read_proc(path: &Path) -> Result<Kallsyms> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::new(ErrorKind::Os, format!("cannot read {}: {e}", path.display())))?;
-        let mut addresses = HashMap::with_capacity(text.len() / 40);
-        let mut all_zero = true;
+        let mut names = Names::with_capacity(text.len() / 40, text.len() / 2);
+        let mut addresses = Vec::with_capacity(text.len() / 40);
         for (number, line) in text.lines().enumerate() {
             let mut words = line.split_whitespace();
             let (Some(address), Some(_kind), Some(name)) = (words.next(), words.next(), words.next()) else {
@@ -69,11 +72,11 @@ impl Kallsyms {
             let address = u64::from_str_radix(address, 16).map_err(|_| {
                 bad(format!("{} line {}: bad address {address:?}", path.display(), number + 1))
             })?;
-            all_zero &= address == 0;
-            addresses.entry(name.into()).or_insert(address);
+            names.push(name.as_bytes());
+            addresses.push(address);
         }
         let origin = path.display().to_string();
-        if all_zero && !addresses.is_empty() {
+        if !addresses.is_empty() && addresses.iter().all(|&a| a == 0) {
             return Err(Error::new(
                 ErrorKind::MissingDebugInfo,
                 format!(
@@ -81,19 +84,20 @@ impl Kallsyms {
                 ),
             ));
         }
-        Kallsyms { addresses, origin }.with_data_symbols()
+        Kallsyms { symbols: SymbolTable::new(NameIndex::new(names), addresses), origin }.with_data_symbols()
     }
 
     /// Decodes the kernel's kallsyms tables from its memory, located through VMCOREINFO.
     pub fn read_memory(program: &Program) -> Result<Kallsyms> {
-        let info = VmcoreinfoSymbols::read(program)?;
-        let tables = Tables::read(program, &info)?;
+        let info = Vmcoreinfo::read(program)?;
+        let mem = Memory::of_image(program);
+        let tables = Tables::read(&mem, &info)?;
         let mut last_error = None;
         for long_lengths in [false, true] {
-            match tables.decode(program, &info, long_lengths) {
-                Ok(addresses) => {
+            match tables.decode(&mem, &info, long_lengths) {
+                Ok(symbols) => {
                     let origin = "the kallsyms tables in its memory".to_string();
-                    return Kallsyms { addresses, origin }.with_data_symbols();
+                    return Kallsyms { symbols, origin }.with_data_symbols();
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -103,7 +107,7 @@ impl Kallsyms {
 
     /// The address of `name`, if listed (the first one, for names listed twice).
     pub fn address(&self, name: &str) -> Option<u64> {
-        self.addresses.get(name).copied()
+        self.symbols.get(name)
     }
 
     /// Where the symbols came from, e.g. `/proc/kallsyms`.
@@ -112,7 +116,7 @@ impl Kallsyms {
     }
 
     fn with_data_symbols(self) -> Result<Kallsyms> {
-        if self.addresses.contains_key(DATA_SENTINEL) {
+        if self.symbols.get(DATA_SENTINEL).is_some() {
             return Ok(self);
         }
         Err(Error::new(
@@ -125,85 +129,62 @@ impl Kallsyms {
     }
 }
 
-/// The `SYMBOL(name)=address` lines of VMCOREINFO.
-struct VmcoreinfoSymbols(HashMap<String, u64>);
-
-impl VmcoreinfoSymbols {
-    fn read(program: &Program) -> Result<VmcoreinfoSymbols> {
-        let text = program.object("VMCOREINFO")?.read_c_string()?;
-        let symbols = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("SYMBOL(")?.split_once(")="))
-            .filter_map(|(name, hex)| Some((name.to_string(), u64::from_str_radix(hex.trim(), 16).ok()?)))
-            .collect();
-        Ok(VmcoreinfoSymbols(symbols))
-    }
-
-    fn get(&self, name: &str) -> Option<u64> {
-        self.0.get(name).copied()
-    }
-
-    fn require(&self, name: &str) -> Result<u64> {
-        self.get(name).ok_or_else(|| {
-            Error::new(
-                ErrorKind::MissingDebugInfo,
-                format!("its VMCOREINFO does not locate the kallsyms tables (no SYMBOL({name}); Linux exports them since 6.0), so its symbols cannot be found without debug info: give --vmlinux FILE"),
-            )
-        })
-    }
+/// `SYMBOL(name)`, which the kallsyms tables cannot be found without.
+fn require(info: &Vmcoreinfo, name: &str) -> Result<u64> {
+    info.symbol(name).ok_or_else(|| {
+        Error::new(
+            ErrorKind::MissingDebugInfo,
+            format!("its VMCOREINFO does not locate the kallsyms tables (no SYMBOL({name}); Linux exports them since 6.0), so its symbols cannot be found without debug info: give --vmlinux FILE"),
+        )
+    })
 }
 
 /// The raw tables, copied out of the kernel's memory.
 struct Tables {
     count: u32,
-    tokens: Vec<Vec<u8>>,
-    names: NamesReader,
+    tokens: Tokens,
+    /// Address of `kallsyms_names`.
+    names: u64,
     /// `kallsyms_offsets` (4 bytes each) or `kallsyms_addresses` (8 bytes each).
     addresses: Vec<u8>,
     absolute: bool,
 }
 
 impl Tables {
-    fn read(program: &Program, info: &VmcoreinfoSymbols) -> Result<Tables> {
-        let count = read_u32(program, info.require("kallsyms_num_syms")?)?;
+    fn read(mem: &Memory, info: &Vmcoreinfo) -> Result<Tables> {
+        let count = mem.read_u32(require(info, "kallsyms_num_syms")?)?;
         if count == 0 || count > MAX_SYMBOLS {
             return Err(bad(format!("kallsyms_num_syms is {count}, which no kernel has")));
         }
-        let tokens = read_tokens(
-            program,
-            info.require("kallsyms_token_index")?,
-            info.require("kallsyms_token_table")?,
+        let tokens = Tokens::read(
+            mem,
+            require(info, "kallsyms_token_index")?,
+            require(info, "kallsyms_token_table")?,
         )?;
-        let names = NamesReader::new(info.require("kallsyms_names")?);
-        let (at, width, absolute) = match info.get("kallsyms_addresses").filter(|&a| a != 0) {
+        let names = require(info, "kallsyms_names")?;
+        let (at, width, absolute) = match info.symbol("kallsyms_addresses").filter(|&a| a != 0) {
             Some(at) => (at, 8, true),
-            None => (info.require("kallsyms_offsets")?, 4, false),
+            None => (require(info, "kallsyms_offsets")?, 4, false),
         };
         let mut addresses = vec![0; count as usize * width];
-        program.read_memory(at, &mut addresses).map_err(|e| e.context("kallsyms address table"))?;
+        mem.read(at, &mut addresses).map_err(|e| e.context("kallsyms address table"))?;
         Ok(Tables { count, tokens, names, addresses, absolute })
     }
 
     /// Every symbol's address by name, with names of `long_lengths` format, checked against
     /// VMCOREINFO.
-    fn decode(
-        &self,
-        program: &Program,
-        info: &VmcoreinfoSymbols,
-        long_lengths: bool,
-    ) -> Result<HashMap<Box<str>, u64>> {
-        let names = self.names.decode(program, self.count, &self.tokens, long_lengths)?;
-        let stext_index =
-            names.iter().position(|n| &**n == "_stext").ok_or_else(|| bad("kallsyms has no _stext"))?;
-        let addresses = self.addresses(program, info, stext_index)?;
-        let symbols: HashMap<Box<str>, u64> = names.into_iter().zip(addresses).rev().collect();
+    fn decode(&self, mem: &Memory, info: &Vmcoreinfo, long_lengths: bool) -> Result<SymbolTable> {
+        let names =
+            NameIndex::new(CompressedNames::read(mem, self.names, self.count, &self.tokens, long_lengths)?);
+        let stext_index = names.position("_stext").ok_or_else(|| bad("kallsyms has no _stext"))?;
+        let addresses = self.addresses(mem, info, stext_index)?;
+        let symbols = SymbolTable::new(names, addresses);
         // Most SYMBOL() lines are addresses; a few are pointer values (SYMBOL(mem_section)),
         // so one agreeing address confirms the decoding, and disagreements prove nothing.
         let agrees = info
-            .0
-            .iter()
+            .symbols()
             .filter(|(name, _)| !name.starts_with("kallsyms_") && *name != "_stext")
-            .any(|(name, &address)| symbols.get(name.as_str()) == Some(&address));
+            .any(|(name, address)| symbols.get(name) == Some(address));
         if !agrees {
             return Err(bad("the kallsyms tables do not decode to any symbol VMCOREINFO places"));
         }
@@ -211,7 +192,7 @@ impl Tables {
     }
 
     /// The address of every symbol, in the encoding that puts `_stext` where VMCOREINFO does.
-    fn addresses(&self, program: &Program, info: &VmcoreinfoSymbols, stext: usize) -> Result<Vec<u64>> {
+    fn addresses(&self, mem: &Memory, info: &Vmcoreinfo, stext: usize) -> Result<Vec<u64>> {
         if self.absolute {
             return Ok(self
                 .addresses
@@ -222,10 +203,10 @@ impl Tables {
         let offsets: Vec<i32> =
             self.addresses.chunks_exact(4).map(|w| i32::from_le_bytes(w.try_into().expect("4"))).collect();
         let place = Place {
-            table: info.require("kallsyms_offsets")?,
-            base: info.get("kallsyms_relative_base").map(|at| read_u64(program, at)).transpose()?,
+            table: require(info, "kallsyms_offsets")?,
+            base: info.symbol("kallsyms_relative_base").map(|at| mem.read_u64(at)).transpose()?,
         };
-        let stext_address = info.require("_stext")?;
+        let stext_address = require(info, "_stext")?;
         let encoding = [Encoding::RelativeBase, Encoding::AbsolutePercpu, Encoding::PlaceRelative]
             .into_iter()
             .find(|encoding| encoding.address(&place, stext, offsets[stext]) == Some(stext_address))
@@ -267,109 +248,131 @@ impl Encoding {
     }
 }
 
-/// The 256 tokens of `kallsyms_token_table`, through `kallsyms_token_index`.
-fn read_tokens(program: &Program, index_at: u64, table_at: u64) -> Result<Vec<Vec<u8>>> {
-    let mut raw_index = [0u8; 512];
-    program.read_memory(index_at, &mut raw_index).map_err(|e| e.context("kallsyms_token_index"))?;
-    let index: Vec<usize> =
-        raw_index.chunks_exact(2).map(|w| usize::from(u16::from_le_bytes([w[0], w[1]]))).collect();
-    let len = index.iter().max().copied().unwrap_or(0) + MAX_TOKEN;
-    let mut table = vec![0u8; len];
-    program.read_memory(table_at, &mut table).map_err(|e| e.context("kallsyms_token_table"))?;
-    index
-        .iter()
-        .map(|&start| {
-            let token = &table[start..];
-            let end = token
-                .iter()
-                .position(|&b| b == 0)
-                .ok_or_else(|| bad(format!("kallsyms token at {start} is unterminated")))?;
-            Ok(token[..end].to_vec())
-        })
-        .collect()
+/// The 256 tokens of `kallsyms_token_table` (through `kallsyms_token_index`), end to end,
+/// each with its [`NameHash`].
+#[derive(Clone)]
+struct Tokens {
+    bytes: Vec<u8>,
+    /// Token `i` is `bytes[ranges[i].0..ranges[i].1]`.
+    ranges: Vec<(u32, u32)>,
+    hashes: Vec<NameHash>,
 }
 
-/// `kallsyms_names`, fetched a chunk at a time as decoding reaches it.
-struct NamesReader {
-    at: u64,
-}
-
-impl NamesReader {
-    fn new(at: u64) -> Self {
-        NamesReader { at }
+impl Tokens {
+    fn read(mem: &Memory, index_at: u64, table_at: u64) -> Result<Tokens> {
+        let mut raw_index = [0u8; 512];
+        mem.read(index_at, &mut raw_index).map_err(|e| e.context("kallsyms_token_index"))?;
+        let starts: Vec<usize> =
+            raw_index.chunks_exact(2).map(|w| usize::from(u16::from_le_bytes([w[0], w[1]]))).collect();
+        let mut table = vec![0u8; starts.iter().max().copied().unwrap_or(0) + MAX_TOKEN];
+        mem.read(table_at, &mut table).map_err(|e| e.context("kallsyms_token_table"))?;
+        let ranges = starts
+            .iter()
+            .map(|&start| {
+                let len = table[start..].iter().position(|&b| b == 0);
+                let len = len.ok_or_else(|| bad(format!("kallsyms token at {start} is unterminated")))?;
+                Ok((start as u32, (start + len) as u32))
+            })
+            .collect::<Result<Vec<(u32, u32)>>>()?;
+        let hashes = ranges
+            .iter()
+            .map(|&(start, end)| NameHash::new().bytes(&table[start as usize..end as usize]))
+            .collect();
+        Ok(Tokens { bytes: table, ranges, hashes })
     }
 
-    /// The names of the `count` symbols, each expanded from its tokens, type letter dropped.
-    fn decode(
-        &self,
-        program: &Program,
+    fn hash(&self, token: u8) -> NameHash {
+        self.hashes[usize::from(token)]
+    }
+
+    fn get(&self, token: u8) -> &[u8] {
+        let (start, end) = self.ranges[usize::from(token)];
+        &self.bytes[start as usize..end as usize]
+    }
+}
+
+/// `kallsyms_names` as the kernel stores it: per symbol a length (one byte, or two with the
+/// top bit set) and that many token indexes, whose expansion starts with the type letter.
+struct CompressedNames {
+    raw: Vec<u8>,
+    /// `spans[i]`: the token indexes of name `i` in `raw`.
+    spans: Vec<(u32, u32)>,
+    tokens: Tokens,
+}
+
+impl CompressedNames {
+    /// Copies the `count` names at `at` out of memory, a chunk at a time, reading only their
+    /// lengths.
+    fn read(
+        mem: &Memory,
+        at: u64,
         count: u32,
-        tokens: &[Vec<u8>],
+        tokens: &Tokens,
         long_lengths: bool,
-    ) -> Result<Vec<Box<str>>> {
-        let mut bytes = Bytes { program, start: self.at, at: self.at, buffer: Vec::new(), position: 0 };
-        let mut names = Vec::with_capacity(count as usize);
-        let mut name = Vec::new();
+    ) -> Result<CompressedNames> {
+        let mut raw = Vec::new();
+        let mut spans = Vec::with_capacity(count as usize);
+        let mut position = 0usize;
         for _ in 0..count {
-            let mut len = usize::from(bytes.next()?);
+            let mut len = usize::from(byte_at(mem, at, &mut raw, position)?);
+            position += 1;
             if long_lengths && len & 0x80 != 0 {
-                len = (len & 0x7f) | (usize::from(bytes.next()?) << 7);
+                len = (len & 0x7f) | (usize::from(byte_at(mem, at, &mut raw, position)?) << 7);
+                position += 1;
             }
-            name.clear();
-            for _ in 0..len {
-                name.extend_from_slice(&tokens[usize::from(bytes.next()?)]);
+            if len > 0 {
+                byte_at(mem, at, &mut raw, position + len - 1)?;
             }
-            let text = name.get(1..).unwrap_or_default();
-            names.push(String::from_utf8_lossy(text).into());
+            spans.push((position as u32, (position + len) as u32));
+            position += len;
         }
-        Ok(names)
+        raw.truncate(position);
+        Ok(CompressedNames { raw, spans, tokens: tokens.clone() })
+    }
+
+    /// The expanded bytes of name `index`, type letter dropped.
+    fn expanded(&self, index: usize) -> impl Iterator<Item = u8> + '_ {
+        let (start, end) = self.spans[index];
+        self.raw[start as usize..end as usize]
+            .iter()
+            .flat_map(|&t| self.tokens.get(t).iter().copied())
+            .skip(1)
     }
 }
 
-/// A byte cursor over kernel memory with a read-ahead buffer.
-struct Bytes<'p> {
-    program: &'p Program,
-    start: u64,
-    /// Address of `buffer[0]`.
-    at: u64,
-    buffer: Vec<u8>,
-    position: usize,
-}
-
-impl Bytes<'_> {
-    fn next(&mut self) -> Result<u8> {
-        if self.position == self.buffer.len() {
-            self.refill()?;
-        }
-        self.position += 1;
-        Ok(self.buffer[self.position - 1])
+impl NameSource for CompressedNames {
+    fn len(&self) -> usize {
+        self.spans.len()
     }
 
-    /// Reads the next chunk, or only up to the next page if the chunk crosses memory that
-    /// cannot be read.
-    fn refill(&mut self) -> Result<()> {
-        self.at += self.buffer.len() as u64;
-        if self.at - self.start >= MAX_NAMES_BYTES {
+    fn hash(&self, index: usize) -> u64 {
+        let (start, end) = self.spans[index];
+        let Some((&first, rest)) = self.raw[start as usize..end as usize].split_first() else { return 0 };
+        let first = self.tokens.get(first).get(1..).unwrap_or_default();
+        rest.iter().fold(NameHash::new().bytes(first), |h, &t| h.then(self.tokens.hash(t))).value
+    }
+
+    fn is(&self, index: usize, name: &[u8]) -> bool {
+        self.expanded(index).eq(name.iter().copied())
+    }
+}
+
+/// `raw[position]`, reading `kallsyms_names` (at `at`) into `raw` up to it first if needed:
+/// a chunk at a time, or only to the next page if the chunk crosses unreadable memory.
+fn byte_at(mem: &Memory, at: u64, raw: &mut Vec<u8>, position: usize) -> Result<u8> {
+    while raw.len() <= position {
+        if raw.len() as u64 >= MAX_NAMES_BYTES {
             return Err(bad("kallsyms_names runs past 64 MiB"));
         }
-        self.position = 0;
-        self.buffer = vec![0; NAMES_CHUNK];
-        if self.program.read_memory(self.at, &mut self.buffer).is_ok() {
-            return Ok(());
+        let from = at + raw.len() as u64;
+        let mut chunk = vec![0; NAMES_CHUNK];
+        if mem.read(from, &mut chunk).is_err() {
+            chunk = vec![0; (PAGE_SIZE - from % PAGE_SIZE) as usize];
+            mem.read(from, &mut chunk).map_err(|e| e.context("kallsyms_names"))?;
         }
-        self.buffer = vec![0; (PAGE_SIZE - self.at % PAGE_SIZE) as usize];
-        self.program.read_memory(self.at, &mut self.buffer).map_err(|e| e.context("kallsyms_names"))
+        raw.extend_from_slice(&chunk);
     }
-}
-
-fn read_u32(program: &Program, at: u64) -> Result<u32> {
-    let mut bytes = [0; 4];
-    program.read_memory(at, &mut bytes)?;
-    Ok(u32::from_le_bytes(bytes))
-}
-
-fn read_u64(program: &Program, at: u64) -> Result<u64> {
-    program.read_u64(at)
+    Ok(raw[position])
 }
 
 fn bad(message: impl Into<String>) -> Error {

@@ -12,6 +12,7 @@ use std::path::Path;
 use kql_btf::Btf;
 use kql_drgn::{DebugInfo, Error, ErrorKind, Program, Result, Target};
 
+use crate::Memory;
 use crate::kallsyms::Kallsyms;
 use crate::types::{self, KernelType, TypeName, TypeSource};
 
@@ -116,7 +117,7 @@ impl Kernel {
                 )
             })?;
         let mut bytes = vec![0; len as usize];
-        self.program.read_memory(start, &mut bytes).map_err(|e| e.context("the kernel's BTF"))?;
+        Memory::of_image(&self.program).read(start, &mut bytes).map_err(|e| e.context("the kernel's BTF"))?;
         Btf::parse(bytes).map_err(|e| {
             Error::new(ErrorKind::BadData, format!("the BTF in the kernel's memory is not usable: {e}"))
         })

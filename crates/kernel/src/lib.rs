@@ -17,7 +17,9 @@ pub mod list;
 mod memory;
 pub mod net;
 pub mod sched;
+mod symbol_table;
 pub mod types;
+mod vmcoreinfo;
 
 pub use kernel::{Kernel, KernelBtf, LIVE_BTF, LIVE_KALLSYMS, Types};
 pub use layout::Layout;

@@ -1,13 +1,16 @@
 //! [`Memory`]: how the walks read kernel memory — through libdrgn, short-cut where it pays.
 //!
 //! Most objects a walk visits (socks, inodes, tasks, files) live in the kernel's direct map,
-//! where virtual = physical + `page_offset_base`. Those are read as physical memory: from the
-//! vmcore mapped into memory ([`CoreImage`]: no system call at all), else (live kernel, QEMU
-//! guest) in 32 KiB chunks read through libdrgn once per walk. Either way libdrgn is spared a
-//! page-table walk per read (on an ELF vmcore without virtual addresses, e.g. from QEMU's
+//! where virtual = physical + `page_offset_base`; the kernel image (its globals, kallsyms
+//! tables, BTF) is mapped at `__START_KERNEL_map`, where virtual = physical +
+//! `__START_KERNEL_map - phys_base` (VMCOREINFO's `NUMBER(phys_base)`, checked against one
+//! read before it is trusted). Both are read as physical memory: from the vmcore mapped into
+//! memory ([`CoreImage`]: no system call at all), else (live kernel, QEMU guest) in 32 KiB
+//! chunks read through libdrgn once per walk. Either way libdrgn is spared a page-table walk
+//! per read (on an ELF vmcore without virtual addresses, e.g. from QEMU's
 //! `dump-guest-memory`, every virtual read is one), and a system call per read costs more
-//! than a listener's whole decoding. Anything else — vmalloc, the kernel image, memory that
-//! cannot be read physically — is read virtually through libdrgn.
+//! than a listener's whole decoding. Anything else — vmalloc, memory that cannot be read
+//! physically — is read virtually through libdrgn.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -16,17 +19,24 @@ use std::collections::HashMap;
 use kql_drgn::{CoreImage, Field, Program, Result};
 
 use crate::Types;
+use crate::vmcoreinfo::Vmcoreinfo;
 
 /// Bytes fetched per physical read (a slab of `struct tcp_sock` is 32 KiB, order 3).
 const CHUNK: u64 = 32 << 10;
 /// Size of x86-64's direct map with 4-level paging (64 TiB).
 const DIRECT_MAP_SIZE: u64 = 64 << 40;
+/// `__START_KERNEL_map`: where x86-64 maps the kernel image.
+const KERNEL_IMAGE: u64 = 0xffff_ffff_8000_0000;
+/// The most the kernel image mapping spans (`KERNEL_IMAGE_SIZE` with KASLR).
+const KERNEL_IMAGE_SIZE: u64 = 1 << 30;
 
 /// Kernel memory as one walk sees it.
 pub struct Memory<'p> {
     program: &'p Program,
     page_offset_base: Option<u64>,
-    image: Option<&'p CoreImage>,
+    /// `NUMBER(phys_base)`: the kernel image's physical offset (may be negative: two's complement).
+    phys_base: Option<u64>,
+    file: Option<&'p CoreImage>,
     chunks: RefCell<HashMap<u64, Option<Box<[u8]>>>>,
 }
 
@@ -35,8 +45,20 @@ impl<'p> Memory<'p> {
     pub fn new(types: &Types<'p>) -> Self {
         let program = types.program();
         let base = types.symbol("page_offset_base").and_then(|at| program.read_u64(at)).ok();
-        let image = base.and_then(|_| program.core_image());
-        Memory { program, page_offset_base: base, image, chunks: RefCell::new(HashMap::new()) }
+        Memory::with_direct_map(program, base)
+    }
+
+    /// A view that knows only the kernel image's mapping, for reading what the types
+    /// themselves come from (kallsyms tables, BTF).
+    pub fn of_image(program: &'p Program) -> Self {
+        Memory::with_direct_map(program, None)
+    }
+
+    fn with_direct_map(program: &'p Program, page_offset_base: Option<u64>) -> Self {
+        let phys_base = Vmcoreinfo::read(program).ok().and_then(|info| checked_phys_base(program, &info));
+        let file =
+            (page_offset_base.is_some() || phys_base.is_some()).then(|| program.core_image()).flatten();
+        Memory { program, page_offset_base, phys_base, file, chunks: RefCell::new(HashMap::new()) }
     }
 
     /// Fills `buf` from kernel virtual address `address`.
@@ -45,8 +67,8 @@ impl<'p> Memory<'p> {
             buf.copy_from_slice(bytes);
             return Ok(());
         }
-        if let Some(physical) = self.direct_map_physical(address)
-            && self.image.is_none()
+        if let Some(physical) = self.physical(address)
+            && self.file.is_none()
             && self.read_chunked(physical, buf)
         {
             return Ok(());
@@ -64,9 +86,9 @@ impl<'p> Memory<'p> {
         Ok(Cow::Owned(bytes))
     }
 
-    /// Direct-map memory straight from the mapped vmcore, if there is one.
+    /// Direct-map or kernel-image memory straight from the mapped vmcore, if there is one.
     fn mapped(&self, address: u64, len: usize) -> Option<&'p [u8]> {
-        self.image?.physical(self.direct_map_physical(address)?, len)
+        self.file?.physical(self.physical(address)?, len)
     }
 
     /// A little-endian `u64` (e.g. a pointer) at `address`.
@@ -94,10 +116,13 @@ impl<'p> Memory<'p> {
         self.program.read_user_memory(pgd, address, buf)
     }
 
-    fn direct_map_physical(&self, address: u64) -> Option<u64> {
-        let base = self.page_offset_base?;
-        let offset = address.checked_sub(base)?;
-        (offset < DIRECT_MAP_SIZE).then_some(offset)
+    /// The physical address of a direct-map or kernel-image address.
+    fn physical(&self, address: u64) -> Option<u64> {
+        let within = |start: u64, size: u64| address.checked_sub(start).filter(|&offset| offset < size);
+        if let Some(offset) = self.page_offset_base.and_then(|base| within(base, DIRECT_MAP_SIZE)) {
+            return Some(offset);
+        }
+        Some(within(KERNEL_IMAGE, KERNEL_IMAGE_SIZE)?.wrapping_add(self.phys_base?))
     }
 
     /// Copies `buf.len()` bytes at physical `address` out of cached chunks; false if a chunk
@@ -119,4 +144,17 @@ impl<'p> Memory<'p> {
         }
         true
     }
+}
+
+/// `NUMBER(phys_base)` if reading `init_uts_ns` (in the image's data) physically through it
+/// gives the bytes a virtual read does.
+fn checked_phys_base(program: &Program, info: &Vmcoreinfo) -> Option<u64> {
+    let phys_base = info.number("phys_base")? as u64;
+    let probe = info.symbol("init_uts_ns")?;
+    let physical =
+        probe.checked_sub(KERNEL_IMAGE).filter(|&o| o < KERNEL_IMAGE_SIZE)?.wrapping_add(phys_base);
+    let (mut virtually, mut physically) = ([0u8; 64], [0u8; 64]);
+    program.read_memory(probe, &mut virtually).ok()?;
+    program.read_physical_memory(physical, &mut physically).ok()?;
+    (virtually == physically).then_some(phys_base)
 }

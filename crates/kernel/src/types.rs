@@ -121,7 +121,10 @@ pub(crate) fn find_btf_type<'b>(btf: &'b Btf, name: &str) -> Result<KernelType<'
 pub(crate) fn find_btf_anonymous_struct<'b>(btf: &'b Btf, members: &[&str]) -> Result<KernelType<'b>> {
     for id in btf.ids() {
         let ty = btf.type_by_id(id).map_err(btf_error)?;
-        if ty.kind() != Kind::Struct || !ty.name().map_err(btf_error)?.is_empty() {
+        if ty.kind() != Kind::Struct
+            || ty.vlen() != members.len()
+            || !ty.name().map_err(btf_error)?.is_empty()
+        {
             continue;
         }
         let names: Vec<&str> = ty
