@@ -81,6 +81,14 @@ impl<'k> KernelType<'k> {
         KernelType { inner: Inner::Btf(btf, id) }
     }
 
+    /// The BTF type id, for a type from BTF.
+    pub(crate) fn btf_id(&self) -> Option<TypeId> {
+        match self.inner {
+            Inner::Btf(_, id) => Some(id),
+            Inner::Dwarf(_) => None,
+        }
+    }
+
     /// `sizeof` the type.
     pub fn size(&self) -> Result<usize> {
         match self.inner {
