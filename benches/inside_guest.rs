@@ -4,7 +4,7 @@
 //! medians of the wall time the guest measured and the split:
 //!
 //! - start: `kql --source procfs "select 1"` — the process and its SQL engine, no kernel;
-//! - ready: `kql --types T tables` — plus libdrgn's attach to /proc/kcore and the types
+//! - ready: `kql tables --types T` — plus libdrgn's attach to /proc/kcore and the types
 //!   (BTF + kallsyms, or DWARF indexed from the vmlinux libdrgn's search finds);
 //! - query: `kql --types T -q ss-nlpt-all` — plus both walks and the join.
 //!
@@ -55,7 +55,7 @@ fn main() {
     let start = median(&guest, "kql --source procfs 'select 1'", runs);
     println!("  start (no kernel):          {start:8.0} ms");
     for types in ["btf", "dwarf"] {
-        let ready = median(&guest, &format!("kql --types {types} tables"), runs);
+        let ready = median(&guest, &format!("kql tables --types {types}"), runs);
         let query = median(&guest, &format!("kql --types {types} -q ss-nlpt-all"), runs);
         println!(
             "  {types:5}: whole query {query:8.0} ms = start {start:.0} + attach and types {:.0} + walks and query {:.0}",

@@ -103,6 +103,8 @@ pub struct Btf {
     starts: Vec<u32>,
     /// First type with each (namespace, name); forward declarations are not indexed.
     names: HashMap<(Tag, Box<str>), TypeId>,
+    /// Structs without a name (`static struct { … } x`), which no name lookup finds.
+    anonymous_structs: Vec<TypeId>,
 }
 
 impl fmt::Debug for Btf {
@@ -115,7 +117,13 @@ impl Btf {
     /// Parses a little-endian BTF blob (what `/sys/kernel/btf/vmlinux` holds).
     pub fn parse(data: Vec<u8>) -> Result<Btf> {
         let header = Header::read(&data)?;
-        let mut btf = Btf { strings: header.strings, data, starts: Vec::new(), names: HashMap::new() };
+        let mut btf = Btf {
+            strings: header.strings,
+            data,
+            starts: Vec::new(),
+            names: HashMap::new(),
+            anonymous_structs: Vec::new(),
+        };
         btf.index_types(header.types)?;
         Ok(btf)
     }
@@ -141,6 +149,9 @@ impl Btf {
             }
             self.starts.push(at as u32);
             let id = self.starts.len() as TypeId;
+            if record.kind()? == Kind::Struct && record.name_off == 0 {
+                self.anonymous_structs.push(id);
+            }
             if let Some(tag) = Tag::of(record.kind()?)
                 && record.name_off != 0
             {
@@ -163,10 +174,9 @@ impl Btf {
         self.find(tag, name)
     }
 
-    /// Every type id, in order (for searches the name index cannot answer, such as an
-    /// anonymous struct by its members).
-    pub fn ids(&self) -> impl Iterator<Item = TypeId> {
-        1..=self.starts.len() as TypeId
+    /// The structs without a name, in order (to find one by its members).
+    pub fn anonymous_structs(&self) -> &[TypeId] {
+        &self.anonymous_structs
     }
 
     /// The type with id `id`.

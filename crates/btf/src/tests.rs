@@ -128,6 +128,7 @@ fn types_are_found_by_name_and_decoded() {
     let colour = btf.type_by_id(btf.find_named("enum colour").unwrap()).unwrap();
     let values: Vec<(&str, i64)> = colour.enumerators().unwrap().iter().map(|e| (e.name, e.value)).collect();
     assert_eq!(values, [("RED", -1), ("BLUE", 7)]);
+    assert_eq!(btf.anonymous_structs(), &[] as &[TypeId], "the anonymous member is a union");
     let int = btf.type_by_id(btf.find_named("int").unwrap()).unwrap().int().unwrap();
     assert!(int.signed && int.bits == 32);
 }

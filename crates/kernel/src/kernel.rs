@@ -7,11 +7,9 @@
 //! of a vmcore or a QEMU guest, the `.BTF` section in its memory (`__start_BTF` to
 //! `__stop_BTF`) found through kallsyms decoded from its memory ([`Kallsyms`]).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::Path;
 
-use kql_btf::{Btf, TypeId};
+use kql_btf::Btf;
 use kql_drgn::{DebugInfo, Error, ErrorKind, Program, Result, Target};
 
 use crate::Memory;
@@ -40,8 +38,6 @@ pub struct KernelBtf {
     btf: Btf,
     symbols: Kallsyms,
     origin: String,
-    /// Anonymous structs found by their members: the search reads every type, so once.
-    anonymous: RefCell<HashMap<String, TypeId>>,
 }
 
 impl KernelBtf {
@@ -55,7 +51,7 @@ impl KernelBtf {
 
     fn new(btf: Btf, from: String, symbols: Kallsyms) -> KernelBtf {
         let origin = format!("BTF from {from}, symbols from {}", symbols.origin());
-        KernelBtf { btf, symbols, origin, anonymous: RefCell::default() }
+        KernelBtf { btf, symbols, origin }
     }
 }
 
@@ -157,19 +153,6 @@ impl Kernel {
     }
 }
 
-impl KernelBtf {
-    /// The anonymous struct with exactly `members` ([`TypeName::AnonymousStruct`]).
-    fn anonymous(&self, members: &[&str]) -> Result<KernelType<'_>> {
-        let key = members.join(";");
-        if let Some(&id) = self.anonymous.borrow().get(&key) {
-            return Ok(KernelType::btf(&self.btf, id));
-        }
-        let found = types::find_btf_anonymous_struct(&self.btf, members)?;
-        self.anonymous.borrow_mut().insert(key, found.btf_id().expect("a BTF type"));
-        Ok(found)
-    }
-}
-
 /// `path` read and parsed as BTF; errors name the file and what to do.
 fn read_btf_file(path: &Path) -> Result<Btf> {
     let bytes = std::fs::read(path).map_err(|e| {
@@ -253,7 +236,7 @@ impl<'k> Types<'k> {
         let found = expected.iter().find_map(|candidate| {
             match candidate {
                 TypeName::Named(type_name) => types::find_btf_type(&btf.btf, type_name),
-                TypeName::AnonymousStruct(members) => btf.anonymous(members),
+                TypeName::AnonymousStruct(members) => types::find_btf_anonymous_struct(&btf.btf, members),
             }
             .ok()
         });

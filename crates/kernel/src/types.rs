@@ -81,14 +81,6 @@ impl<'k> KernelType<'k> {
         KernelType { inner: Inner::Btf(btf, id) }
     }
 
-    /// The BTF type id, for a type from BTF.
-    pub(crate) fn btf_id(&self) -> Option<TypeId> {
-        match self.inner {
-            Inner::Btf(_, id) => Some(id),
-            Inner::Dwarf(_) => None,
-        }
-    }
-
     /// `sizeof` the type.
     pub fn size(&self) -> Result<usize> {
         match self.inner {
@@ -127,12 +119,9 @@ pub(crate) fn find_btf_type<'b>(btf: &'b Btf, name: &str) -> Result<KernelType<'
 
 /// The anonymous struct whose members are exactly `members`, in order.
 pub(crate) fn find_btf_anonymous_struct<'b>(btf: &'b Btf, members: &[&str]) -> Result<KernelType<'b>> {
-    for id in btf.ids() {
+    for &id in btf.anonymous_structs() {
         let ty = btf.type_by_id(id).map_err(btf_error)?;
-        if ty.kind() != Kind::Struct
-            || ty.vlen() != members.len()
-            || !ty.name().map_err(btf_error)?.is_empty()
-        {
+        if ty.vlen() != members.len() {
             continue;
         }
         let names: Vec<&str> = ty
@@ -226,4 +215,28 @@ fn lookup(message: impl Into<String>) -> Error {
 /// A BTF decoding failure as a walk error.
 pub(crate) fn btf_error(error: kql_btf::Error) -> Error {
     Error::new(ErrorKind::BadData, format!("BTF: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This machine's kernel (6.18) is past 6.13, where `tk_core` became a `struct tk_data`:
+    /// the layout the task walk names for it resolves in its BTF, bit-fields of `struct sock`
+    /// too.
+    #[test]
+    fn this_machines_btf_resolves_what_the_walks_name() {
+        let btf = Btf::parse(std::fs::read("/sys/kernel/btf/vmlinux").expect("kernel BTF")).unwrap();
+        let tk_data = find_btf_type(&btf, "struct tk_data").unwrap();
+        let real = tk_data.field("timekeeper.offs_real").unwrap();
+        let boot = tk_data.field("timekeeper.offs_boot").unwrap();
+        assert_eq!((real.size, boot.size, real.bits), (8, 8, None));
+        assert!(boot.offset > real.offset);
+        let sock = find_btf_type(&btf, "struct sock").unwrap();
+        let v6only = sock.field("__sk_common.skc_ipv6only").unwrap();
+        assert_eq!(v6only.bits.map(|(_, width)| width), Some(1), "skc_ipv6only is a 1-bit field");
+
+        let error = sock.field("__sk_common.no_such_member").unwrap_err();
+        assert!(error.kind == ErrorKind::Lookup && error.message.contains("no_such_member"), "{error}");
+    }
 }
