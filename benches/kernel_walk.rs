@@ -5,23 +5,15 @@
 //! (throughput = listeners, so criterion reports the time per listener), the fd-table walk of
 //! every process, and the whole `ss-nlpt-all` query, each with both type sources.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kql_drgn::{DebugInfo, Program, Target};
 use kql_kernel::fs::{FileCaches, FileWalker};
 use kql_kernel::sched::{TaskCaches, TaskWalker};
 use kql_kernel::{Kernel, Memory, TypeSource, Types};
-use kql_rig::kernels::{self, Series};
+use kql_rig::kernels::Series;
 use kql_tables::target::{Target as KqlTarget, TargetOptions};
-
-/// The cached vmcore of the `many` scenario and its vmlinux, dumped through the rig on first use.
-fn many_vmcore() -> (PathBuf, PathBuf) {
-    let kernel = kernels::fetch(Series::Bookworm61).expect("fetch 6.1");
-    let workload = kql_rig::binaries::workload().expect("the guest workload");
-    let vmcore = kql_rig::vmcores::cached(&kernel, "many", &workload).expect("the many vmcore");
-    (vmcore, kernel.vmlinux)
-}
 
 /// The vmcore opened with `source`'s types loaded.
 fn open(vmcore: &Path, vmlinux: &Path, source: TypeSource) -> Kernel {
@@ -70,7 +62,7 @@ fn query(c: &mut Criterion, vmcore: &Path, vmlinux: &Path, source: TypeSource) {
 }
 
 fn kernel_walk(c: &mut Criterion) {
-    let (vmcore, vmlinux) = many_vmcore();
+    let (vmcore, vmlinux) = kql_rig::vmcores::of(Series::Bookworm61, "many").expect("the many vmcore of 6.1");
     types_ready(c, &vmcore, &vmlinux);
     for source in [TypeSource::Btf, TypeSource::Dwarf] {
         walks(c, &vmcore, &vmlinux, source);

@@ -13,12 +13,7 @@ const GUARD_HOLE: u64 = 0xffff_8000_0000_0000;
 /// The cached vmcore and its vmlinux.
 fn vmcore() -> &'static (PathBuf, PathBuf) {
     static VMCORE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    VMCORE.get_or_init(|| {
-        let kernel = kernels::fetch(Series::Bookworm61).expect("fetch 6.1");
-        let workload = kql_rig::binaries::workload().expect("the guest workload");
-        let vmcore = kql_rig::vmcores::cached(&kernel, "basic", &workload).expect("the basic vmcore");
-        (vmcore, kernel.vmlinux)
-    })
+    VMCORE.get_or_init(|| kql_rig::vmcores::of(Series::Bookworm61, "basic").expect("the basic vmcore of 6.1"))
 }
 
 fn program() -> Program {

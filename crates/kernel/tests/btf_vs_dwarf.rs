@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use kql_btf::{Btf, Kind, TypeId};
 use kql_drgn::{DebugInfo, ErrorKind, Program, Target};
 use kql_kernel::{Kernel, TypeSource};
-use kql_rig::kernels::{self, Series};
+use kql_rig::kernels::Series;
 
 /// The structs the walks read.
 const STRUCTS: &[&str] = &[
@@ -42,12 +42,7 @@ const STRUCTS: &[&str] = &[
 
 fn vmcore() -> &'static (PathBuf, PathBuf) {
     static VMCORE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    VMCORE.get_or_init(|| {
-        let kernel = kernels::fetch(Series::Bookworm61).expect("fetch 6.1");
-        let workload = kql_rig::binaries::workload().expect("the guest workload");
-        let vmcore = kql_rig::vmcores::cached(&kernel, "basic", &workload).expect("the basic vmcore");
-        (vmcore, kernel.vmlinux)
-    })
+    VMCORE.get_or_init(|| kql_rig::vmcores::of(Series::Bookworm61, "basic").expect("the basic vmcore of 6.1"))
 }
 
 fn open(source: TypeSource) -> Kernel {

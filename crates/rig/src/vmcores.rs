@@ -21,3 +21,12 @@ pub fn cached(kernel: &Kernel, scenario: &str, workload: &Path) -> Result<PathBu
     std::fs::rename(&partial, &path)?;
     Ok(path)
 }
+
+/// The cached vmcore of a `series` kernel running `scenario`, and that kernel's debug vmlinux:
+/// the kernel fetched, the workload built and the guest dumped as needed. Must run under cargo
+/// (tests, benchmarks), which builds the workload.
+pub fn of(series: crate::kernels::Series, scenario: &str) -> Result<(PathBuf, PathBuf)> {
+    let kernel = crate::kernels::fetch(series)?;
+    let workload = crate::binaries::workload()?;
+    Ok((cached(&kernel, scenario, &workload)?, kernel.vmlinux))
+}
