@@ -1,7 +1,7 @@
 //! kql inside a guest, on its own `/proc/kcore`, at 20,000 listeners: a Debian 6.1 guest (the
 //! rig's `many20k` scenario, 1 GiB, TCG) with this build of kql and the kernel's debug vmlinux
 //! on its read-only `/tools` share. Runs each command inside the guest, alternating, and prints
-//! medians of the wall time the guest measured and the split:
+//! medians of the wall time the guest measured (the commands taking turns) and the split:
 //!
 //! - start: `kql --source procfs "select 1"` — the process and its SQL engine, no kernel;
 //! - ready: `kql tables --types T` — plus libdrgn's attach to /proc/kcore and the types
@@ -52,14 +52,20 @@ fn main() {
         "inside a Debian {} guest ({MEMORY_MB} MiB, TCG), {listeners} listeners, {runs} runs each",
         kernel.release
     );
-    let start = median(&guest, "kql --source procfs 'select 1'", runs);
-    println!("  start (no kernel):          {start:8.0} ms");
-    for types in ["btf", "dwarf"] {
-        let ready = median(&guest, &format!("kql tables --types {types}"), runs);
-        let query = median(&guest, &format!("kql --types {types} -q ss-nlpt-all"), runs);
+    let commands = [
+        "kql --source procfs 'select 1'".to_string(),
+        "kql tables --types btf".into(),
+        "kql --types btf -q ss-nlpt-all".into(),
+        "kql tables --types dwarf".into(),
+        "kql --types dwarf -q ss-nlpt-all".into(),
+    ];
+    let times = medians(&guest, &commands, runs);
+    println!("  start (no kernel):          {:8.0} ms", times[0]);
+    for (types, ready, query) in [("btf", times[1], times[2]), ("dwarf", times[3], times[4])] {
         println!(
-            "  {types:5}: whole query {query:8.0} ms = start {start:.0} + attach and types {:.0} + walks and query {:.0}",
-            ready - start,
+            "  {types:5}: whole query {query:8.0} ms = start {:.0} + attach and types {:.0} + walks and query {:.0}",
+            times[0],
+            ready - times[0],
             query - ready
         );
     }
@@ -74,10 +80,19 @@ fn run(guest: &Guest, script: &str) -> kql_rig::guest::GuestOutput {
     output
 }
 
-/// Median wall time of `script` inside the guest, in ms.
-fn median(guest: &Guest, script: &str, runs: usize) -> f64 {
-    let mut times: Vec<f64> =
-        (0..runs).map(|_| run(guest, &format!("{script} >/dev/null")).wall.as_secs_f64() * 1e3).collect();
-    times.sort_by(f64::total_cmp);
-    times[runs / 2]
+/// Median wall time of each command inside the guest, in ms, the commands taking turns.
+fn medians(guest: &Guest, commands: &[String], runs: usize) -> Vec<f64> {
+    let mut times = vec![Vec::new(); commands.len()];
+    for _ in 0..runs {
+        for (command, times) in commands.iter().zip(&mut times) {
+            times.push(run(guest, &format!("{command} >/dev/null")).wall.as_secs_f64() * 1e3);
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut times| {
+            times.sort_by(f64::total_cmp);
+            times[runs / 2]
+        })
+        .collect()
 }
