@@ -1,10 +1,12 @@
 //! Walks of kernel data structures, in the spirit of drgn's `drgn.helpers.linux`: one module
-//! per subsystem, each function naming the kernel structures it reads. Everything goes through
-//! a [`kql_drgn::Program`]; nothing here knows about SQL.
+//! per subsystem, each function naming the kernel structures it reads. Memory is read through
+//! a [`kql_drgn::Program`]; types and globals come through a [`Types`] view of a [`Kernel`],
+//! from DWARF (libdrgn) or from BTF plus kallsyms ([`types`], [`kallsyms`]), and a walk reads
+//! the same whichever it is. Nothing here knows about SQL.
 //!
 //! Speed rule: a struct that is visited many times (a `struct sock`, a `struct file`) is read
-//! with one `read_memory` of the span of the members needed, whose offsets ([`Layout`]s) are
-//! looked up once per walk; libdrgn's object API is used for one-off globals.
+//! with one read of the span of the members needed, whose offsets ([`Layout`]s) are looked up
+//! once per walk; globals are found by address and read the same way.
 //!
 //! Kernel-version differences are found by member and symbol existence, never by version.
 
