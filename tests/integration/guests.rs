@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use kql_rig::guest::{BootOptions, Guest, GuestCommand};
@@ -25,6 +26,11 @@ const INSIDE_TIMEOUT: Duration = Duration::from_secs(300);
 
 type Row = BTreeMap<String, Value>;
 
+/// One guest at a time: a TCG guest keeps a host core busy, and kql runs inside it too, so
+/// guests side by side on this 2-core machine starve each other and every other test (the
+/// REPL's Ctrl-C test among them).
+static ONE_GUEST: Mutex<()> = Mutex::new(());
+
 /// A booted guest with kql and its kernel's debug vmlinux on its `/tools` share, its ground
 /// truth, and a vmcore dumped from it.
 struct Booted {
@@ -32,10 +38,12 @@ struct Booted {
     truth: Truth,
     vmcore: PathBuf,
     tools: PathBuf,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Booted {
     fn new(series: Series, scenario: &str) -> Booted {
+        let turn = ONE_GUEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let kernel = kernels::fetch(series).unwrap_or_else(|e| panic!("fetch {}: {e}", series.name()));
         let workload = rig_workload();
         let name = format!("kql-test-{}-{scenario}-{}", series.name(), std::process::id());
@@ -53,7 +61,7 @@ impl Booted {
         let truth = guest.truth().expect("the guest's ground truth");
         let vmcore = std::env::temp_dir().join(format!("{name}.vmcore"));
         guest.dump(&vmcore).expect("dump-guest-memory");
-        let booted = Booted { guest, truth, vmcore, tools };
+        let booted = Booted { guest, truth, vmcore, tools, _turn: turn };
         booted.shell("mkdir -p /usr/local/bin && ln -s /tools/kql /usr/local/bin/kql");
         booted
     }
