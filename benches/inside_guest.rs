@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kql_rig::guest::{BootOptions, Guest, GuestCommand};
+use kql_rig::guest::{BootOptions, Guest, GuestCommand, tools_dir};
 use kql_rig::kernels::{self, Series};
 
 const MEMORY_MB: u32 = 1024;
@@ -29,12 +29,7 @@ fn main() {
     let workload = kql_rig::binaries::workload().expect("the guest workload");
     let kql = Path::new(env!("CARGO_BIN_EXE_kql"));
     let tools = std::env::temp_dir().join(format!("kql-bench-tools-{}", std::process::id()));
-    std::fs::create_dir_all(&tools).unwrap();
-    for (file, name) in [(kql, "kql"), (kernel.vmlinux.as_path(), "vmlinux")] {
-        if std::fs::hard_link(file, tools.join(name)).is_err() {
-            std::fs::copy(file, tools.join(name)).unwrap();
-        }
-    }
+    tools_dir(&tools, &[(kql, "kql"), (&kernel.vmlinux, "vmlinux")]).expect("the tools directory");
     let libraries = [kql];
     let options = BootOptions {
         tools: Some(&tools),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use kql_rig::guest::{BootOptions, Guest, GuestCommand};
+use kql_rig::guest::{BootOptions, Guest, GuestCommand, tools_dir};
 use kql_rig::kernels::{self, Series};
 use kql_rig::truth::{Family, TcpEntry, Truth};
 use serde_json::{Value, json};
@@ -49,7 +49,7 @@ impl Booted {
         let name = format!("kql-test-{}-{scenario}-{}", series.name(), std::process::id());
         let tools = std::env::temp_dir().join(format!("{name}-tools"));
         let kql = Path::new(env!("CARGO_BIN_EXE_kql"));
-        link_into(&tools, &[(kql, "kql"), (&kernel.vmlinux, "vmlinux")]);
+        tools_dir(&tools, &[(kql, "kql"), (&kernel.vmlinux, "vmlinux")]).expect("the tools directory");
         let libraries = [kql];
         let options = BootOptions {
             tools: Some(&tools),
@@ -123,18 +123,6 @@ impl Drop for Booted {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.vmcore);
         let _ = std::fs::remove_dir_all(&self.tools);
-    }
-}
-
-/// A fresh `dir` holding `files` under the given names: hard links, copies across filesystems.
-fn link_into(dir: &Path, files: &[(&Path, &str)]) {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    for (file, name) in files {
-        let to = dir.join(name);
-        if std::fs::hard_link(file, &to).is_err() {
-            std::fs::copy(file, &to).unwrap_or_else(|e| panic!("copy {}: {e}", file.display()));
-        }
     }
 }
 

@@ -61,11 +61,6 @@ impl Kernel {
         Kernel { program, btf: None, dwarf: None }
     }
 
-    /// The program reading its memory.
-    pub fn program(&self) -> &Program {
-        &self.program
-    }
-
     /// Loads DWARF: the given `vmlinux`, or what libdrgn's standard search finds.
     pub fn load_dwarf(&mut self, debug_info: DebugInfo) -> Result<()> {
         self.program.load_debug_info(debug_info)?;
@@ -176,11 +171,6 @@ pub struct Types<'k> {
 }
 
 impl<'k> Types<'k> {
-    /// Which source this is.
-    pub fn source(&self) -> TypeSource {
-        self.source
-    }
-
     /// The program reading the kernel's memory.
     pub fn program(&self) -> &'k Program {
         &self.kernel.program
@@ -198,40 +188,29 @@ impl<'k> Types<'k> {
         }
     }
 
-    /// Whether the kernel has a type named `name`.
-    pub fn has_type(&self, name: &str) -> Result<bool> {
-        match self.find_type(name) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind == ErrorKind::Lookup => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// The address of the global `name`.
     pub fn symbol(&self, name: &str) -> Result<u64> {
         match self.btf() {
             Some(btf) => btf.symbols.address(name).ok_or_else(|| {
                 Error::new(ErrorKind::Lookup, format!("{} has no symbol {name}", btf.symbols.origin()))
             }),
-            None => {
-                let object = self.kernel.program.object(name)?;
-                object
-                    .address()
-                    .ok_or_else(|| Error::new(ErrorKind::Type, format!("{name} is not in memory")))
-            }
+            None => Ok(self.dwarf_global(name)?.0),
         }
+    }
+
+    /// A global's address and type from DWARF.
+    fn dwarf_global(&self, name: &str) -> Result<(u64, KernelType<'k>)> {
+        let object = self.kernel.program.object(name)?;
+        let address = object
+            .address()
+            .ok_or_else(|| Error::new(ErrorKind::Type, format!("{name} is not in memory")))?;
+        Ok((address, KernelType::dwarf(object.type_())))
     }
 
     /// The global `name`: its address, and its type — DWARF's own, or with BTF the first of
     /// `expected` the kernel has (the walk reading a global says what type it is).
     pub fn global(&self, name: &str, expected: &[TypeName]) -> Result<(u64, KernelType<'k>)> {
-        let Some(btf) = self.btf() else {
-            let object = self.kernel.program.object(name)?;
-            let address = object
-                .address()
-                .ok_or_else(|| Error::new(ErrorKind::Type, format!("{name} is not in memory")))?;
-            return Ok((address, KernelType::dwarf(object.type_())));
-        };
+        let Some(btf) = self.btf() else { return self.dwarf_global(name) };
         let address = self.symbol(name)?;
         let found = expected.iter().find_map(|candidate| {
             match candidate {

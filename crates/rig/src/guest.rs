@@ -234,6 +234,21 @@ fn new_run_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Makes `dir` a fresh tools directory (for [`BootOptions::tools`]) holding `files` under the
+/// given names: hard links, or copies where the file is on another filesystem.
+pub fn tools_dir(dir: &Path, files: &[(&Path, &str)]) -> Result<()> {
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir)?;
+    for (file, name) in files {
+        let to = dir.join(name);
+        if fs::hard_link(file, &to).is_err() {
+            fs::copy(file, &to)
+                .map_err(|e| rig_error!("cannot copy {} to {}: {e}", file.display(), to.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Install QEMU and busybox-static with apt if they are missing (tried once per process).
 pub fn ensure_packages() -> Result<()> {
     static INSTALL: Once = Once::new();
