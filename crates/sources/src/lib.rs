@@ -4,12 +4,16 @@
 //! - [`proc_scan`]: parallel scans of `/proc` (processes, their open file descriptors);
 //! - [`proc_threads`]: the threads of those processes;
 //! - [`proc_net_tcp`]: `/proc/net/tcp{,6}`, the procfs view of TCP sockets;
+//! - [`proc_modules`]: `/proc/modules`, the loaded kernel modules;
+//! - [`mountinfo`]: `/proc/PID/mountinfo` mounts, and the mount namespaces in use;
 //! - [`sock_diag`]: netlink `NETLINK_SOCK_DIAG` dumps of TCP sockets;
 //! - [`netns`]: finding the network namespaces in use and running code inside one.
 //!
 //! The tables in `kql-tables` turn what these return into Arrow record batches.
 
+pub mod mountinfo;
 pub mod netns;
+pub mod proc_modules;
 pub mod proc_net_tcp;
 pub mod proc_scan;
 pub mod proc_threads;
