@@ -18,10 +18,13 @@ mod layout;
 pub mod list;
 mod memory;
 pub mod net;
+pub mod percpu;
+pub mod rbtree;
 pub mod sched;
 mod symbol_table;
 pub mod types;
 mod vmcoreinfo;
+pub mod xarray;
 
 pub use kernel::{Kernel, KernelBtf, LIVE_BTF, LIVE_KALLSYMS, Types};
 pub use layout::Layout;
