@@ -19,12 +19,13 @@
 //! The format is the kernel's `include/uapi/linux/btf.h`: a header, a type section of
 //! `struct btf_type` records each followed by kind-specific data, and a string section.
 
+mod names;
 mod types;
 
 use std::collections::HashMap;
 use std::fmt;
 
-pub use types::{Array, Enumerator, Int, Kind, Member, Type};
+pub use types::{Array, Enumerator, Int, Kind, Member, Param, Type};
 
 /// `BTF_MAGIC`, as the first two bytes of a little-endian BTF blob.
 const MAGIC: u16 = 0xeb9f;
@@ -58,8 +59,8 @@ fn error(message: impl Into<String>) -> Error {
     Error(message.into())
 }
 
-/// Which C namespace a name lives in: `struct`/`union`/`enum` tags, or ordinary names
-/// (typedefs, base types, variables).
+/// Which C namespace a name lives in: `struct`/`union`/`enum` tags, ordinary type names
+/// (typedefs, base types), or variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tag {
     /// `struct NAME`.
@@ -68,8 +69,10 @@ pub enum Tag {
     Union,
     /// `enum NAME` (32- or 64-bit).
     Enum,
-    /// A typedef, integer, float or variable name.
+    /// A typedef, integer or float name.
     Plain,
+    /// A variable (BTF describes per-cpu ones: `runqueues`).
+    Variable,
 }
 
 impl Tag {
@@ -88,7 +91,8 @@ impl Tag {
             Kind::Struct => Some(Tag::Struct),
             Kind::Union => Some(Tag::Union),
             Kind::Enum | Kind::Enum64 => Some(Tag::Enum),
-            Kind::Typedef | Kind::Int | Kind::Float | Kind::Var => Some(Tag::Plain),
+            Kind::Typedef | Kind::Int | Kind::Float => Some(Tag::Plain),
+            Kind::Var => Some(Tag::Variable),
             _ => None,
         }
     }
@@ -155,8 +159,13 @@ impl Btf {
             if let Some(tag) = Tag::of(record.kind()?)
                 && record.name_off != 0
             {
-                let name = self.string(record.name_off)?;
-                self.names.entry((tag, name.into())).or_insert(id);
+                let name: Box<str> = self.string(record.name_off)?.into();
+                if matches!(record.kind()?, Kind::Int | Kind::Float) {
+                    // Also under libdrgn's spelling: `unsigned long` finds `long unsigned int`.
+                    let spelled = names::base_name(&Type::read(self, id, at)?)?;
+                    self.names.entry((tag, spelled.into())).or_insert(id);
+                }
+                self.names.entry((tag, name)).or_insert(id);
             }
             at = next;
         }
@@ -172,6 +181,12 @@ impl Btf {
     pub fn find_named(&self, name: &str) -> Option<TypeId> {
         let (tag, name) = Tag::split(name);
         self.find(tag, name)
+    }
+
+    /// The declared type of the variable `name`, when BTF describes it.
+    pub fn variable_type(&self, name: &str) -> Option<TypeId> {
+        let var = self.type_by_id(self.find(Tag::Variable, name)?).ok()?;
+        var.target().ok()
     }
 
     /// The structs without a name, in order (to find one by its members).

@@ -160,7 +160,8 @@ fn damaged_blobs_are_errors_not_panics() {
 fn exercise(btf: &Btf, id: TypeId) {
     let _ = btf.size_of(id);
     if let Ok(ty) = btf.type_by_id(id) {
-        let _ = (ty.name(), ty.size(), ty.target(), ty.array(), ty.int(), ty.enumerators());
+        let _ = (ty.name(), ty.size(), ty.target(), ty.array(), ty.int(), ty.enumerators(), ty.params());
+        let _ = btf.type_name(id);
         if let Ok(members) = ty.members() {
             members.for_each(drop);
         }
@@ -187,4 +188,64 @@ fn this_machines_kernel_btf() {
     let first = sock.members().unwrap().next().unwrap().unwrap();
     assert_eq!((first.name, first.bit_offset), ("__sk_common", 0));
     assert!(btf.find_named("long unsigned int").is_some(), "BTF names base types as gcc does");
+}
+
+/// Names as libdrgn writes them for DWARF: pointers, arrays, qualifiers, function pointers.
+#[test]
+fn types_are_named_as_c_writes_them() {
+    const KIND_CONST: u32 = 10;
+    const KIND_FUNC_PROTO: u32 = 13;
+    const KIND_VAR: u32 = 14;
+    let mut b = Builder::new();
+    let char_ = b.int("char", 1, true);
+    let const_char = b.record("", KIND_CONST, 0, false, char_, &[]);
+    let string = b.record("", KIND_PTR, 0, false, const_char, &[]);
+    let chars = b.record("", KIND_ARRAY, 0, false, 0, &[char_, char_, 16]);
+    let flexible = b.record("", KIND_ARRAY, 0, false, 0, &[char_, char_, 0]);
+    let anonymous = b.compound(KIND_STRUCT, "", 1, &[("c", char_, 0, 0)]);
+    let pointer = b.record("", KIND_PTR, 0, false, anonymous, &[]);
+    let name = b.string("x");
+    let proto = b.record("", KIND_FUNC_PROTO, 2, false, 0, &[0, pointer, name, string]);
+    let callback = b.record("", KIND_PTR, 0, false, proto, &[]);
+    let variadic = b.record("", KIND_FUNC_PROTO, 2, false, char_, &[0, string, 0, 0]);
+    let no_params = b.record("", KIND_FUNC_PROTO, 0, false, char_, &[]);
+    let to_array = b.record("", KIND_PTR, 0, false, chars, &[]);
+    let pointer_const = b.record("", KIND_CONST, 0, false, string, &[]);
+    let var = b.record("buffer", KIND_VAR, 0, false, chars, &[1]);
+    let gcc_long = b.int("long unsigned int", 8, false);
+    let gcc_short = b.int("short int", 2, true);
+    let mismatched = b.int("long int", 8, false);
+    let signed_char = b.int("signed char", 1, true);
+    let btf = Btf::parse(b.finish()).unwrap();
+    let name = |id| btf.type_name(id).unwrap();
+    assert_eq!(name(string), "const char *");
+    assert_eq!(name(chars), "char [16]");
+    assert_eq!(name(flexible), "char []");
+    assert_eq!(name(pointer), "struct <anonymous> *");
+    assert_eq!(name(callback), "void (*)(struct <anonymous> *, const char *x)");
+    assert_eq!(name(variadic), "char (const char *, ...)");
+    assert_eq!(name(no_params), "char (void)");
+    assert_eq!(name(to_array), "char (*)[16]");
+    assert_eq!(name(pointer_const), "const char * const");
+    assert_eq!(name(0), "void");
+    assert_eq!(name(gcc_long), "unsigned long", "spelled as libdrgn spells it");
+    assert_eq!(btf.find_named("unsigned long"), Some(gcc_long), "found by either spelling");
+    assert_eq!(btf.find_named("long unsigned int"), Some(gcc_long));
+    assert_eq!(name(gcc_short), "short");
+    assert_eq!(name(mismatched), "long int", "a signedness contradicting the name keeps the name");
+    assert_eq!(name(signed_char), "signed char");
+    assert_eq!(btf.variable_type("buffer"), Some(chars));
+    assert!(btf.find_named("buffer").is_none(), "a variable is not a type");
+    assert!(btf.type_name(var).is_err());
+}
+
+#[test]
+fn a_function_prototype_that_takes_itself_is_an_error() {
+    const KIND_FUNC_PROTO: u32 = 13;
+    let mut b = Builder::new();
+    let params: Vec<u32> = (0..8).flat_map(|_| [0, 2]).collect();
+    b.record("", KIND_FUNC_PROTO, 8, false, 2, &params);
+    b.record("", KIND_PTR, 0, false, 1, &[]);
+    let btf = Btf::parse(b.finish()).unwrap();
+    assert!(btf.type_name(2).unwrap_err().0.contains("more than"));
 }

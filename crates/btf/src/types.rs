@@ -143,6 +143,15 @@ pub struct Int {
     pub bits: u32,
 }
 
+/// A parameter of a function prototype.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param<'b> {
+    /// Its name; empty when the prototype does not name it.
+    pub name: &'b str,
+    /// Its type; 0 (with no name) for the `...` that ends a variadic prototype.
+    pub type_id: TypeId,
+}
+
 /// A named value of an enum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enumerator<'b> {
@@ -235,6 +244,27 @@ impl<'b> Type<'b> {
             let name = if name_off == 0 { "" } else { btf.string(name_off)? };
             Ok(Member { name, type_id, bit_offset, bitfield_size })
         }))
+    }
+
+    /// Whether a forward declaration declares a union (else it declares a struct).
+    pub fn is_union_fwd(&self) -> bool {
+        self.kind == Kind::Fwd && self.record.kind_flag()
+    }
+
+    /// The parameters of a function prototype, in order.
+    pub fn params(&self) -> Result<Vec<Param<'b>>> {
+        if self.kind != Kind::FuncProto {
+            return Err(error(format!("type {} is a {:?}, not a function prototype", self.id, self.kind)));
+        }
+        let bytes = self.btf.bytes();
+        (0..self.record.vlen())
+            .map(|i| {
+                let at = self.extra + 8 * i;
+                let (name_off, type_id) = (read_u32(bytes, at)?, read_u32(bytes, at + 4)?);
+                let name = if name_off == 0 { "" } else { self.btf.string(name_off)? };
+                Ok(Param { name, type_id })
+            })
+            .collect()
     }
 
     /// Element type and length of an array.

@@ -349,3 +349,55 @@ pub unsafe fn drgn_object_dereference(res: *mut drgn_object, obj: *const drgn_ob
 pub fn drgn_object_qualified_type(obj: &drgn_object) -> drgn_qualified_type {
     drgn_qualified_type { type_: obj.type_, qualifiers: obj.qualifiers }
 }
+
+opaque!(
+    /// A symbol table entry; free with [`drgn_symbol_destroy`].
+    drgn_symbol,
+);
+
+/// `struct drgn_type_enumerator`: a name and a value, signed or not as the enum's compatible
+/// integer type is (`drgn_type_is_signed(drgn_type_type(enum))`). Not yet pinned by
+/// `tests/layout.rs`; kql-kernel's `btf_vs_dwarf` test compares the values read through it
+/// with BTF's.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct drgn_type_enumerator {
+    pub name: *const c_char,
+    pub value: drgn_enumerator_value,
+}
+
+/// The anonymous `union { int64_t svalue; uint64_t uvalue; }` of [`drgn_type_enumerator`].
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union drgn_enumerator_value {
+    pub svalue: i64,
+    pub uvalue: u64,
+}
+
+// Exported accessors (`DRGN_ACCESSOR_LINKAGE`, defined in `accessors.c`), symbols, formatting.
+unsafe extern "C" {
+    pub fn drgn_type_name(type_: *mut drgn_type) -> *const c_char;
+    pub fn drgn_type_tag(type_: *mut drgn_type) -> *const c_char;
+    pub fn drgn_type_size(type_: *mut drgn_type) -> u64;
+    pub fn drgn_type_is_signed(type_: *mut drgn_type) -> bool;
+    pub fn drgn_type_is_complete(type_: *mut drgn_type) -> bool;
+    pub fn drgn_type_length(type_: *mut drgn_type) -> u64;
+    pub fn drgn_type_members(type_: *mut drgn_type) -> *mut drgn_type_member;
+    pub fn drgn_type_num_members(type_: *mut drgn_type) -> usize;
+    pub fn drgn_type_enumerators(type_: *mut drgn_type) -> *mut drgn_type_enumerator;
+    pub fn drgn_type_num_enumerators(type_: *mut drgn_type) -> usize;
+    /// On success `*ret` is a malloc'd string the caller frees.
+    pub fn drgn_format_type_name(
+        qualified_type: drgn_qualified_type,
+        ret: *mut *mut c_char,
+    ) -> *mut drgn_error;
+
+    pub fn drgn_program_find_symbol_by_address(
+        prog: *mut drgn_program,
+        address: u64,
+        ret: *mut *mut drgn_symbol,
+    ) -> *mut drgn_error;
+    pub fn drgn_symbol_name(sym: *mut drgn_symbol) -> *const c_char;
+    pub fn drgn_symbol_address(sym: *mut drgn_symbol) -> u64;
+    pub fn drgn_symbol_destroy(sym: *mut drgn_symbol);
+}

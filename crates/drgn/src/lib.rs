@@ -19,4 +19,4 @@ pub use core_file::CoreImage;
 pub use error::{Error, ErrorKind, Result};
 pub use object::Object;
 pub use program::{DebugInfo, Program, Target};
-pub use types::{Field, Type};
+pub use types::{Field, Member, Type, TypeKind};

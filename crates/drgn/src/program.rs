@@ -230,6 +230,44 @@ impl Program {
         Ok(object)
     }
 
+    /// The global variable `name` (not a function or an enumerator).
+    pub fn variable(&self, name: &str) -> Result<Object<'_>> {
+        let c_name = c_string(name)?;
+        let mut object = Object::new(self);
+        // SAFETY: `object` was initialised for this program; a NULL filename searches all files.
+        Error::check(unsafe {
+            sys::drgn_program_find_object(
+                self.raw.as_ptr(),
+                c_name.as_ptr(),
+                ptr::null(),
+                sys::DRGN_FIND_OBJECT_VARIABLE,
+                object.raw_mut(),
+            )
+        })?;
+        Ok(object)
+    }
+
+    /// The symbol containing `address`: its name and start address; `None` if no symbol
+    /// (of the kernel's or a loaded module's symbol table) contains it.
+    pub fn symbol_at(&self, address: u64) -> Result<Option<(String, u64)>> {
+        let mut symbol = ptr::null_mut();
+        // SAFETY: `raw` is a live program; on success `symbol` is a new symbol this function
+        // owns: its name is copied out before it is destroyed, once.
+        let error =
+            unsafe { sys::drgn_program_find_symbol_by_address(self.raw.as_ptr(), address, &mut symbol) };
+        match Error::check(error) {
+            Err(e) if e.kind == ErrorKind::Lookup => return Ok(None),
+            result => result?,
+        }
+        // SAFETY: as above; the name is NUL-terminated and owned by the symbol.
+        unsafe {
+            let name = CStr::from_ptr(sys::drgn_symbol_name(symbol)).to_string_lossy().into_owned();
+            let start = sys::drgn_symbol_address(symbol);
+            sys::drgn_symbol_destroy(symbol);
+            Ok(Some((name, start)))
+        }
+    }
+
     /// The type named `name`, e.g. `struct sock` or `unsigned long`.
     pub fn find_type(&self, name: &str) -> Result<Type<'_>> {
         let c_name = c_string(name)?;

@@ -35,6 +35,10 @@ const NAMES_CHUNK: usize = 64 << 10;
 const MAX_TOKEN: usize = 256;
 /// Memory is readable or not a page at a time.
 const PAGE_SIZE: u64 = 4096;
+/// The widest a symbol may be: kallsyms has no sizes, so an address is in the symbol below it
+/// only if the next symbol is at most this far above that one (the kernel's largest static
+/// arrays, such as `__log_buf`, are a few MiB).
+const MAX_SYMBOL_SPAN: u64 = 64 << 20;
 /// A data symbol every kernel has, absent when kallsyms lists functions only.
 const DATA_SENTINEL: &str = "init_task";
 
@@ -108,6 +112,12 @@ impl Kallsyms {
     /// The address of `name`, if listed (the first one, for names listed twice).
     pub fn address(&self, name: &str) -> Option<u64> {
         self.symbols.get(name)
+    }
+
+    /// The symbol containing `address`, and where it starts; the index by address is built
+    /// on the first call.
+    pub fn symbol_at(&self, address: u64) -> Option<(String, u64)> {
+        self.symbols.containing(address, MAX_SYMBOL_SPAN)
     }
 
     /// Where the symbols came from, e.g. `/proc/kallsyms`.
@@ -355,6 +365,10 @@ impl NameSource for CompressedNames {
     fn is(&self, index: usize, name: &[u8]) -> bool {
         self.expanded(index).eq(name.iter().copied())
     }
+
+    fn name(&self, index: usize) -> String {
+        String::from_utf8_lossy(&self.expanded(index).collect::<Vec<u8>>()).into_owned()
+    }
 }
 
 /// `raw[position]`, reading `kallsyms_names` (at `at`) into `raw` up to it first if needed:
@@ -419,6 +433,20 @@ mod tests {
             error.message.contains("CONFIG_KALLSYMS_ALL") && error.message.contains("--vmlinux"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn an_address_is_in_the_symbol_below_it_unless_in_a_wide_gap() {
+        let kallsyms = read(
+            "0000000000001000 D fixed_percpu_data\nffffffff81000000 T _stext\nffffffff81000100 t helper\n\
+             ffffffff82a0c940 D init_task\nffffffff82a0e000 D _end\n",
+        )
+        .unwrap();
+        assert_eq!(kallsyms.symbol_at(0xffffffff81000104), Some(("helper".to_string(), 0xffffffff81000100)));
+        assert_eq!(kallsyms.symbol_at(0xffffffff81000000), Some(("_stext".to_string(), 0xffffffff81000000)));
+        assert_eq!(kallsyms.symbol_at(0xffff888100000000), None, "the heap is in no symbol");
+        assert_eq!(kallsyms.symbol_at(0xffffffffc0001000), None, "past the kernel's last symbol");
+        assert_eq!(kallsyms.symbol_at(0x10), None, "below the first symbol");
     }
 
     #[test]

@@ -198,6 +198,25 @@ impl<'k> Types<'k> {
         }
     }
 
+    /// The symbol containing `address` and the offset into it: for a function pointer, the
+    /// function (`tcp_keepalive_timer`, 0). DWARF: libdrgn's symbol tables; BTF: kallsyms.
+    pub fn symbol_at(&self, address: u64) -> Option<(String, u64)> {
+        let (name, start) = match self.btf() {
+            Some(btf) => btf.symbols.symbol_at(address)?,
+            None => self.kernel.program.symbol_at(address).ok()??,
+        };
+        Some((name, address.checked_sub(start)?))
+    }
+
+    /// The declared type of the global variable `name`, when the type source knows it:
+    /// DWARF always; BTF only for the variables it describes (per-cpu ones: `runqueues`).
+    pub fn variable_type(&self, name: &str) -> Option<KernelType<'k>> {
+        match self.btf() {
+            Some(btf) => Some(KernelType::btf(&btf.btf, btf.btf.variable_type(name)?)),
+            None => Some(KernelType::dwarf(self.kernel.program.variable(name).ok()?.type_())),
+        }
+    }
+
     /// A global's address and type from DWARF.
     fn dwarf_global(&self, name: &str) -> Result<(u64, KernelType<'k>)> {
         let object = self.kernel.program.object(name)?;

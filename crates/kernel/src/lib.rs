@@ -29,4 +29,4 @@ pub mod xarray;
 pub use kernel::{Kernel, KernelBtf, LIVE_BTF, LIVE_KALLSYMS, Types};
 pub use layout::Layout;
 pub use memory::Memory;
-pub use types::{KernelType, TypeName, TypeSource};
+pub use types::{KernelType, MemberInfo, Shape, TypeName, TypeSource};

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
 /// A list of names that can hash and compare each one in place.
 pub trait NameSource: Send {
@@ -16,6 +17,8 @@ pub trait NameSource: Send {
     fn hash(&self, index: usize) -> u64;
     /// Whether name `index` is `name`.
     fn is(&self, index: usize, name: &[u8]) -> bool;
+    /// Name `index`.
+    fn name(&self, index: usize) -> String;
 }
 
 /// Names packed end to end (from `/proc/kallsyms`).
@@ -56,6 +59,10 @@ impl NameSource for Names {
     fn is(&self, index: usize, name: &[u8]) -> bool {
         self.get(index) == name
     }
+
+    fn name(&self, index: usize) -> String {
+        String::from_utf8_lossy(self.get(index)).into_owned()
+    }
 }
 
 /// Names by hash: the first index of each.
@@ -90,18 +97,26 @@ impl NameIndex {
         // Two names with one hash: look at every name.
         (0..self.names.len()).find(|&i| self.names.is(i, name))
     }
+
+    /// Name `index`.
+    pub fn name(&self, index: usize) -> String {
+        self.names.name(index)
+    }
 }
 
-/// Symbols by name: the first address listed for each.
+/// Symbols by name: the first address listed for each; and by address, once asked.
 pub struct SymbolTable {
     names: NameIndex,
     addresses: Vec<u64>,
+    /// Symbol indexes sorted by address (listing order among equal addresses), made on the
+    /// first [`SymbolTable::containing`].
+    by_address: OnceLock<Vec<u32>>,
 }
 
 impl SymbolTable {
     /// Name `i` of `names` is at `addresses[i]`.
     pub fn new(names: NameIndex, addresses: Vec<u64>) -> SymbolTable {
-        SymbolTable { names, addresses }
+        SymbolTable { names, addresses, by_address: OnceLock::new() }
     }
 
     /// How many symbols.
@@ -112,6 +127,24 @@ impl SymbolTable {
     /// The address of `name`, if listed.
     pub fn get(&self, name: &str) -> Option<u64> {
         self.addresses.get(self.names.position(name)?).copied()
+    }
+
+    /// The symbol containing `address`, its name and start: the last at or below it, if the
+    /// next symbol is above it and at most `max_span` bytes after that one (kallsyms has no
+    /// sizes, so neither an address past the last symbol nor one in a wide gap between
+    /// symbols, such as the heap between per-cpu offsets and the kernel's text, is in one).
+    pub fn containing(&self, address: u64, max_span: u64) -> Option<(String, u64)> {
+        let order = self.by_address.get_or_init(|| {
+            let mut order: Vec<u32> = (0..self.addresses.len() as u32).collect();
+            order.sort_by_key(|&i| self.addresses[i as usize]);
+            order
+        });
+        let at = |position: usize| self.addresses[order[position] as usize];
+        let after = order.partition_point(|&i| self.addresses[i as usize] <= address);
+        let start = at(after.checked_sub(1)?);
+        let first = order.partition_point(|&i| self.addresses[i as usize] < start);
+        let next = *order.get(after).map(|&i| &self.addresses[i as usize])?;
+        (next - start <= max_span).then(|| (self.names.name(order[first] as usize), start))
     }
 }
 
@@ -192,6 +225,11 @@ mod tests {
             (Some(10), Some(20), Some(40))
         );
         assert_eq!(table.get("missing"), None);
+        assert_eq!(table.containing(25, 100), Some(("init_task".to_string(), 20)), "the first of two");
+        assert_eq!(table.containing(10, 100), Some(("_stext".to_string(), 10)));
+        assert_eq!(table.containing(5, 100), None, "below the first symbol");
+        assert_eq!(table.containing(45, 100), None, "past the last symbol");
+        assert_eq!(table.containing(15, 5), None, "in a gap wider than a symbol may be");
     }
 }
 
