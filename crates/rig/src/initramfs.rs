@@ -1,8 +1,9 @@
 //! The guest's initramfs: busybox, the kernel modules needed for 9p shares and for
-//! `dump-guest-memory` (virtio, 9p, `qemu_fw_cfg`), our programs (the workload and the agent)
-//! and the host shared libraries they and any other binaries named need (at their host paths),
-//! and an `/init` that loads the modules, mounts the shares, and starts the agent, then the
-//! workload.
+//! `dump-guest-memory` (virtio, 9p, `qemu_fw_cfg`) and `dummy` (network devices for the
+//! workload's namespaces; loading it also adds `dummy0`, down, to the initial one), our
+//! programs (the workload and the agent) and the host shared libraries they and any other
+//! binaries named need (at their host paths), and an `/init` that loads the modules, mounts
+//! the shares, and starts the agent, then the workload.
 //!
 //! `/init` mounts the `host0` share at `/share` uncached (the host and the guest see each
 //! other's files at once) and, if the guest has a `tools` 9p device, that one read-only at
@@ -32,7 +33,7 @@ pub const GUEST_WORKLOAD: &str = "/bin/kql-rig-workload";
 pub const GUEST_AGENT: &str = "/bin/kql-rig-agent";
 
 /// Modules the guest needs (their dependencies are added from `modules.dep`).
-const WANTED_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "qemu_fw_cfg"];
+const WANTED_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "qemu_fw_cfg", "dummy"];
 
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin

@@ -14,6 +14,8 @@
 //!   running commands in it, dumping it, and always tearing it down;
 //! - [`qmp`]: the few QEMU Machine Protocol commands the rig sends;
 //! - [`truth`]: the ground truth the guest writes about itself, read back on the host;
+//! - [`kernel_truth`]: the part of it about kernel objects (modules, mounts, slab caches,
+//!   network devices, cgroups, BPF objects, workqueues), parsed;
 //! - [`vmcores`]: vmcores dumped once and kept in the cache, for benchmarks.
 
 pub mod agent_protocol;
@@ -21,6 +23,7 @@ pub mod binaries;
 pub mod elf;
 pub mod guest;
 pub mod initramfs;
+pub mod kernel_truth;
 pub mod kernels;
 pub mod qmp;
 pub mod truth;

@@ -9,7 +9,10 @@
 //!   network namespace;
 //! - `processes.tsv`: `pid ppid comm netns` of every process;
 //! - `socket-fds.tsv`: `pid comm fd inode` of every file descriptor that is a socket;
-//! - `scenario.json`: what the workload created (listeners, processes), see the workload's docs.
+//! - `scenario.json`: what the workload created (listeners, processes), see the workload's docs;
+//! - kernel objects (modules, mounts, slab caches, network devices, cgroups, BPF objects,
+//!   workqueues, network namespaces) and the parts the guest skipped: read here as they are,
+//!   parsed by the accessors of [`crate::kernel_truth`].
 //!
 //! Then it creates `SHARE_DIR/ready`, or `SHARE_DIR/failed` holding the reason it gave up.
 //! [`Truth::load`] reads all of it back.
@@ -18,6 +21,7 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
+use crate::kernel_truth::KernelFiles;
 use crate::{Result, rig_error};
 
 /// TCP state `LISTEN` as printed in `/proc/net/tcp` (`st` column).
@@ -96,6 +100,8 @@ pub struct Truth {
     pub threads: Vec<GuestThread>,
     /// `scenario.json` as written by the workload.
     pub scenario: serde_json::Value,
+    /// The kernel-object files, unparsed (see [`crate::kernel_truth`] for their accessors).
+    pub kernel: KernelFiles,
 }
 
 impl Truth {
@@ -157,7 +163,9 @@ impl Truth {
         let scenario = serde_json::from_slice(&read("scenario.json")?)
             .map_err(|e| rig_error!("{}: {e}", dir.join("scenario.json").display()))?;
 
-        Ok(Truth { release, build_id, tcp, socket_fds, processes, threads, scenario })
+        let kernel = KernelFiles::load(&dir)?;
+
+        Ok(Truth { release, build_id, tcp, socket_fds, processes, threads, scenario, kernel })
     }
 
     /// The LISTEN sockets of every network namespace.
@@ -319,21 +327,29 @@ pub fn parse_socket_fds(text: &str) -> Result<Vec<SocketFd>> {
 }
 
 /// One line of a TSV file, for error messages that name it.
-struct Line<'a> {
+pub(crate) struct Line<'a> {
     number: usize,
     text: &'a str,
 }
 
 impl Line<'_> {
     /// `value`, the field called `what`, parsed; an error names the field and the line.
-    fn parse<T: std::str::FromStr>(&self, value: &str, what: &str) -> Result<T> {
-        value.parse().map_err(|_| rig_error!("line {}: bad {what}: `{}`", self.number, self.text))
+    pub(crate) fn parse<T: std::str::FromStr>(&self, value: &str, what: &str) -> Result<T> {
+        value.parse().map_err(|_| self.error(what))
+    }
+
+    /// `line N: bad WHAT: `LINE``.
+    pub(crate) fn error(&self, what: &str) -> crate::Error {
+        rig_error!("line {}: bad {what}: `{}`", self.number, self.text)
     }
 }
 
 /// Every line of `text` after its header, split into exactly `N` tab-separated fields and
 /// turned into a `T` by `row`.
-fn tsv<const N: usize, T>(text: &str, row: impl Fn(&Line, [&str; N]) -> Result<T>) -> Result<Vec<T>> {
+pub(crate) fn tsv<const N: usize, T>(
+    text: &str,
+    row: impl Fn(&Line, [&str; N]) -> Result<T>,
+) -> Result<Vec<T>> {
     let rows = text.lines().enumerate().skip(1).map(|(index, text)| {
         let line = Line { number: index + 1, text };
         let fields: [&str; N] =

@@ -1,7 +1,8 @@
 //! `kql-rig-workload SCENARIO SHARE_DIR`: the program the rig's guests run.
 //!
 //! It creates the sockets and processes of `SCENARIO` (see [`scenarios`]), waits until every
-//! worker process has reported ready, writes the ground truth into `SHARE_DIR/truth/` (see
+//! worker process has reported ready, makes a few more kernel objects (a BPF program and map,
+//! cgroups: see [`kernel_objects`]), writes the ground truth into `SHARE_DIR/truth/` (see
 //! [`ground_truth`]) and the list of what it created into `SHARE_DIR/truth/scenario.json`, then
 //! creates `SHARE_DIR/ready` last and sleeps forever: the guest is torn down from outside.
 //!
@@ -26,6 +27,7 @@
 //! ```
 
 mod ground_truth;
+mod kernel_objects;
 mod process;
 mod scenarios;
 mod sys;
@@ -105,10 +107,13 @@ fn run(scenario: &str, share_dir: &Path) -> Result<()> {
     let ppid = unsafe { libc::getppid() };
     let main = Proc { name: "kqlw-main".into(), pid: sys::getpid(), ppid };
     let created = scenarios::run(scenario, main)?;
+    // After the workers are forked, so that only the main process holds the BPF objects.
+    let objects = kernel_objects::setup();
 
     let json = scenario_json(scenario, &created)?;
     let ours: Vec<i32> = created.processes.iter().map(|p| p.pid).collect();
-    ground_truth::write(&truth_dir, &json, &ours)?;
+    let skipped = [&created.skipped[..], &objects.skipped[..]].concat();
+    ground_truth::write(&truth_dir, &json, &ours, &objects, skipped)?;
 
     let seconds = start.elapsed().as_secs_f64();
     ground_truth::write_file(&share_dir.join("ready"), format!("ready after {seconds:.3} s\n").as_bytes())?;

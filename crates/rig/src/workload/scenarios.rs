@@ -17,6 +17,10 @@
 //!
 //! `kqlw-delta` also holds the 3 client sockets of the queued connections (`clients`);
 //! `kqlw-alpha` runs two more threads, named `kqlw-alpha-t1` and `kqlw-alpha-t2`.
+//! `kqlw-netns` brings `lo` up in its namespace and adds a `dummy` device there,
+//! [`NETNS_DEVICE`] (MTU [`NETNS_DEVICE_MTU`], MAC [`NETNS_DEVICE_MAC`], up); if the kernel
+//! cannot (no `dummy` module), it warns and the part `netns-device` is skipped. Other
+//! scenarios skip that part: they make no second network namespace.
 //!
 //! `many` and `many20k`: loopback listeners on consecutive ports from 20000, split evenly
 //! among processes in port order, role `many`, backlog `10 + port % 90`:
@@ -34,11 +38,19 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use kql_rig::kernel_truth::Part;
 use kql_rig::{Result, rig_error};
 use serde_json::{Value, json};
 
 use crate::process;
 use crate::sys::{self, ListenSpec};
+
+/// The `dummy` device `kqlw-netns` adds to its network namespace.
+pub const NETNS_DEVICE: &str = "kqlw-dummy";
+/// Its MTU.
+pub const NETNS_DEVICE_MTU: u32 = 1400;
+/// Its MAC address (locally administered: `02:…`).
+pub const NETNS_DEVICE_MAC: [u8; 6] = [0x02, 0x6b, 0x71, 0x6c, 0x77, 0x01];
 
 /// A process the workload created (or is).
 #[derive(Debug, Clone)]
@@ -81,6 +93,8 @@ pub struct Created {
     pub processes: Vec<Proc>,
     pub listeners: Vec<ListenerRecord>,
     pub clients: Vec<ClientRecord>,
+    /// Optional parts it could not make, with the reason.
+    pub skipped: Vec<(Part, String)>,
 }
 
 /// What a worker does besides opening its listeners.
@@ -117,6 +131,10 @@ pub fn run(name: &str, main: Proc) -> Result<Created> {
         _ => {
             return Err(rig_error!("unknown scenario {name:?} (expected basic, many, many20k or idle)"));
         }
+    }
+    if name != "basic" {
+        let reason = format!("scenario {name} makes no second network namespace");
+        created.skipped.push((Part::NetnsDevice, reason));
     }
     Ok(created)
 }
@@ -194,6 +212,12 @@ fn worker(created: &mut Created, name: &str, listeners: Vec<(&str, ListenSpec)>,
             if let Err(error) = sys::loopback_up() {
                 eprintln!("kql-rig-workload: warning: {name}: lo stays down in the new netns: {error}");
             }
+            let device = sys::create_dummy(NETNS_DEVICE, NETNS_DEVICE_MTU, NETNS_DEVICE_MAC)
+                .and_then(|()| sys::link_up(NETNS_DEVICE));
+            if let Err(error) = device {
+                eprintln!("kql-rig-workload: warning: {name}: no {NETNS_DEVICE} in the new netns: {error}");
+                report["device_error"] = json!(error.0);
+            }
         }
         let mut opened = Vec::new();
         for spec in &specs {
@@ -249,6 +273,9 @@ fn worker(created: &mut Created, name: &str, listeners: Vec<(&str, ListenSpec)>,
             queued: if index == 0 { queued } else { 0 },
             spec,
         });
+    }
+    if let Some(error) = report.get("device_error") {
+        created.skipped.push((Part::NetnsDevice, error.as_str().ok_or_else(bad)?.to_string()));
     }
     if let Some(clients) = report.get("clients") {
         for inode in clients.as_array().ok_or_else(bad)? {

@@ -283,33 +283,222 @@ pub fn unshare_net() -> Result<()> {
     Ok(())
 }
 
-/// Brings `lo` up in the current network namespace (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS`).
+/// Brings `lo` up in the current network namespace.
 pub fn loopback_up() -> Result<()> {
+    link_up("lo")
+}
+
+/// A datagram socket of the current network namespace, for interface ioctls.
+fn ioctl_socket() -> Result<OwnedFd> {
     // SAFETY: socket(2) with constant arguments.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(os_error("socket(udp) for ioctl"));
     }
     // SAFETY: fd was just returned by socket(2) and nothing else owns it; dropping closes it.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    let fd = socket.as_raw_fd();
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An `ifreq` naming interface `name`.
+fn ifreq(name: &str) -> Result<libc::ifreq> {
+    if name.len() >= libc::IFNAMSIZ || name.contains('\0') {
+        return Err(rig_error!("bad interface name {name:?}"));
+    }
     // SAFETY: ifreq is plain old data; all zeroes is a valid value.
     let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
     }
-    // SAFETY: ifr is a live ifreq naming "lo"; SIOCGIFFLAGS fills its flags.
+    Ok(ifr)
+}
+
+/// Brings interface `name` up in the current network namespace (`SIOCGIFFLAGS`, then
+/// `SIOCSIFFLAGS`).
+pub fn link_up(name: &str) -> Result<()> {
+    let socket = ioctl_socket()?;
+    let fd = socket.as_raw_fd();
+    let mut ifr = ifreq(name)?;
+    // SAFETY: ifr is a live ifreq naming the interface; SIOCGIFFLAGS fills its flags.
     if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr as *mut libc::ifreq) } != 0 {
-        return Err(os_error("ioctl(lo, SIOCGIFFLAGS)"));
+        return Err(os_error(format_args!("ioctl({name}, SIOCGIFFLAGS)")));
     }
     // SAFETY: SIOCGIFFLAGS wrote the flags member of the union.
     let flags = unsafe { ifr.ifr_ifru.ifru_flags };
     ifr.ifr_ifru.ifru_flags = flags | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-    // SAFETY: ifr is a live ifreq naming "lo" with the new flags.
+    // SAFETY: ifr is a live ifreq naming the interface with the new flags.
     if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &ifr as *const libc::ifreq) } != 0 {
-        return Err(os_error("ioctl(lo, SIOCSIFFLAGS)"));
+        return Err(os_error(format_args!("ioctl({name}, SIOCSIFFLAGS)")));
     }
     Ok(())
+}
+
+/// Appends netlink attribute `kind` holding `payload` to `message`, padded to 4 bytes.
+fn push_attr(message: &mut Vec<u8>, kind: u16, payload: &[u8]) {
+    let len = (4 + payload.len()) as u16;
+    message.extend_from_slice(&len.to_ne_bytes());
+    message.extend_from_slice(&kind.to_ne_bytes());
+    message.extend_from_slice(payload);
+    message.resize(message.len().next_multiple_of(4), 0);
+}
+
+/// Creates a `dummy` interface `name` with `mtu` and MAC address `mac` in the current network
+/// namespace, with one rtnetlink `RTM_NEWLINK` request (the `dummy` module must be loaded or
+/// loadable), and waits for the kernel's acknowledgement.
+pub fn create_dummy(name: &str, mtu: u32, mac: [u8; 6]) -> Result<()> {
+    const IFLA_ADDRESS: u16 = 1;
+    const IFLA_IFNAME: u16 = 3;
+    const IFLA_MTU: u16 = 4;
+    const IFLA_LINKINFO: u16 = 18;
+    const IFLA_INFO_KIND: u16 = 1;
+    const NLA_F_NESTED: u16 = 1 << 15;
+    const RTM_NEWLINK: u16 = 16;
+    const NLMSG_ERROR: u16 = 2;
+    const NLM_F_REQUEST: u16 = 0x1;
+    const NLM_F_ACK: u16 = 0x4;
+    const NLM_F_EXCL: u16 = 0x200;
+    const NLM_F_CREATE: u16 = 0x400;
+
+    ifreq(name)?; // checks the name
+    let what = format!("RTM_NEWLINK dummy {name}");
+    let mut attrs = Vec::new();
+    push_attr(&mut attrs, IFLA_IFNAME, format!("{name}\0").as_bytes());
+    push_attr(&mut attrs, IFLA_MTU, &mtu.to_ne_bytes());
+    push_attr(&mut attrs, IFLA_ADDRESS, &mac);
+    let mut kind = Vec::new();
+    push_attr(&mut kind, IFLA_INFO_KIND, b"dummy\0");
+    push_attr(&mut attrs, IFLA_LINKINFO | NLA_F_NESTED, &kind);
+    // nlmsghdr (len, type, flags, seq, pid), then ifinfomsg (family, pad, type, index, flags,
+    // change: 16 bytes, all zero), then the attributes.
+    let mut message = Vec::new();
+    message.extend_from_slice(&((16 + 16 + attrs.len()) as u32).to_ne_bytes());
+    message.extend_from_slice(&RTM_NEWLINK.to_ne_bytes());
+    message.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).to_ne_bytes());
+    message.extend_from_slice(&1u32.to_ne_bytes());
+    message.extend_from_slice(&0u32.to_ne_bytes());
+    message.extend_from_slice(&[0u8; 16]);
+    message.extend_from_slice(&attrs);
+
+    // SAFETY: socket(2) with constant arguments.
+    let fd =
+        unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+    if fd < 0 {
+        return Err(os_error(format_args!("{what}: socket(AF_NETLINK)")));
+    }
+    // SAFETY: fd was just returned by socket(2) and nothing else owns it; dropping closes it.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain old data; all zeroes (pid 0: the kernel) is a valid value.
+    let mut kernel: libc::sockaddr_nl = unsafe { mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: message and kernel are live for the call, their exact sizes are passed.
+    let sent = unsafe {
+        libc::sendto(
+            socket.as_raw_fd(),
+            message.as_ptr().cast(),
+            message.len(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if sent != message.len() as isize {
+        return Err(os_error(format_args!("{what}: sendto")));
+    }
+    let mut reply = [0u8; 4096];
+    // SAFETY: reply is a live, writable buffer of the length passed.
+    let got = unsafe { libc::recv(socket.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
+    if got < 0 {
+        return Err(os_error(format_args!("{what}: recv")));
+    }
+    let reply = &reply[..got as usize];
+    // nlmsghdr, then for NLMSG_ERROR a negative errno (0: the acknowledgement).
+    if reply.len() < 20 || u16::from_ne_bytes([reply[4], reply[5]]) != NLMSG_ERROR {
+        return Err(rig_error!("{what}: unexpected reply {reply:?}"));
+    }
+    let error = i32::from_ne_bytes([reply[16], reply[17], reply[18], reply[19]]);
+    if error != 0 {
+        return Err(rig_error!("{what}: {}", io::Error::from_raw_os_error(-error)));
+    }
+    Ok(())
+}
+
+/// `bpf(cmd, attr, attr.len())`: the raw system call; `attr` is a `union bpf_attr` laid out by
+/// the caller, zero beyond what it sets (the kernel rejects non-zero bytes it does not know).
+pub fn bpf(cmd: c_int, attr: &mut [u8]) -> io::Result<c_int> {
+    // SAFETY: attr is a live, writable buffer of the length passed; the kernel reads and writes
+    // at most that many bytes of it, and follows only the pointers the caller put in it.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as libc::c_uint) };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc as c_int) }
+}
+
+/// Moves the calling process into the network namespace of `/proc/<pid>/ns/net`.
+pub fn enter_netns_of(pid: i32) -> Result<()> {
+    let path = format!("/proc/{pid}/ns/net");
+    let file = std::fs::File::open(&path).map_err(|e| rig_error!("{path}: {e}"))?;
+    // SAFETY: setns(2) on a descriptor we hold open; no memory is involved.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(os_error(format_args!("setns({path})")));
+    }
+    Ok(())
+}
+
+/// Moves the calling process into a private copy of its mount namespace: nothing it mounts
+/// afterwards is seen by any other process.
+pub fn private_mount_namespace() -> Result<()> {
+    // SAFETY: unshare(2) with a constant flag; no memory is involved.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(os_error("unshare(CLONE_NEWNS)"));
+    }
+    // Stop mount propagation to the namespace it came from.
+    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE)
+}
+
+/// mount(2) with no data.
+pub fn mount(source: Option<&str>, target: &str, fstype: Option<&str>, flags: libc::c_ulong) -> Result<()> {
+    let what = format!("mount({source:?}, {target}, {fstype:?})");
+    let cstring = |s: &str| CString::new(s).map_err(|_| rig_error!("{what}: NUL in an argument"));
+    let source = source.map(cstring).transpose()?;
+    let fstype = fstype.map(cstring).transpose()?;
+    let target = cstring(target)?;
+    let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: every pointer is NULL or a live NUL-terminated string; no data argument.
+    let rc = unsafe { libc::mount(ptr(&source), target.as_ptr(), ptr(&fstype), flags, std::ptr::null()) };
+    if rc != 0 {
+        return Err(os_error(what));
+    }
+    Ok(())
+}
+
+/// Runs `body` in a forked child and returns what it returned. The child ends right after
+/// (it never returns into the caller's code), so whatever `body` changes about the process
+/// (namespaces, mounts) dies with it.
+pub fn in_child(body: impl FnOnce() -> Result<Vec<u8>>) -> Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let (read_end, write_end) = pipe()?;
+    let Some(pid) = fork()? else {
+        drop(read_end);
+        let mut pipe = std::fs::File::from(write_end);
+        let written = match body() {
+            Ok(bytes) => pipe.write_all(b"o").and_then(|()| pipe.write_all(&bytes)),
+            Err(error) => pipe.write_all(b"e").and_then(|()| pipe.write_all(error.0.as_bytes())),
+        };
+        exit_now(if written.is_ok() { 0 } else { 1 });
+    };
+    drop(write_end);
+    let mut bytes = Vec::new();
+    let read = std::fs::File::from(read_end).read_to_end(&mut bytes);
+    let mut status: c_int = 0;
+    // SAFETY: waitpid(2) on our own child; status is a live c_int.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return Err(os_error(format_args!("waitpid({pid})")));
+        }
+    }
+    read.map_err(|e| rig_error!("child {pid}: read: {e}"))?;
+    match bytes.split_first() {
+        Some((b'o', rest)) => Ok(rest.to_vec()),
+        Some((b'e', rest)) => Err(Error(String::from_utf8_lossy(rest).into_owned())),
+        _ => Err(rig_error!("child {pid} ended (status {status:#x}) without an answer")),
+    }
 }
 
 /// Makes sure this process may open at least `needed` descriptors (raising the hard limit
