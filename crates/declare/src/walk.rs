@@ -1,0 +1,625 @@
+//! Running a [`Plan`] over a kernel's memory: the containers walked in order, the key
+//! columns read first (rows the query's `=`/`IN` rule out are dropped before anything else
+//! is read; on `@index` keys an xarray, idr or array is looked up instead of walked; on a
+//! parent's keys only the matching parents are walked), then the other columns.
+//!
+//! Bounded and read-only, whatever memory holds: every container walker caps its nodes and
+//! detects cycles; pointers are checked to be kernel addresses before they are followed; a
+//! value that cannot be read is NULL and counted into one warning; a container that cannot
+//! be walked is skipped and counted the same way; a scan stops with an error past its
+//! [`Budget`] of nodes, bytes and time.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt16Array,
+    UInt32Array, UInt64Array,
+};
+use kql_drgn::{Error, ErrorKind, Result};
+use kql_engine::ColumnType;
+use kql_kernel::fs::FileWalker;
+use kql_kernel::rbtree::RbTree;
+use kql_kernel::xarray::XArray;
+use kql_kernel::{Memory, Types, list, percpu};
+
+use crate::ast::{BoundName, StepKind};
+use crate::bind::{Base, BoundStep, Op, Place, Plan};
+
+/// The most a scan may do before it stops with an error.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Objects visited, across all containers.
+    pub nodes: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Wall-clock time.
+    pub time: Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget { nodes: 1 << 24, bytes: 4 << 30, time: Duration::from_secs(120) }
+    }
+}
+
+/// How deep a TREE may go.
+const MAX_TREE_DEPTH: u32 = 64;
+
+/// A column value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// No value: a NULL pointer on the path, an optional member this kernel lacks, or a read
+    /// that failed (counted).
+    Null,
+    /// Any integer.
+    Int(i128),
+    /// A boolean.
+    Bool(bool),
+    /// Text.
+    Text(String),
+}
+
+/// For each constrained key column, the values a row may have.
+pub type Wanted = HashMap<String, HashSet<Value>>;
+
+/// A scan's rows, one vector per output column, and its warnings.
+#[derive(Debug)]
+pub struct Scanned {
+    /// Columns in [`Plan::output`] order.
+    pub columns: Vec<ArrayRef>,
+    /// Lines for the user: values and containers that could not be read.
+    pub warnings: Vec<String>,
+}
+
+/// What one row's values are computed from.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Frame {
+    pub object: u64,
+    pub parent: Option<u64>,
+    pub index: Option<u64>,
+    pub cpu: Option<u32>,
+    pub depth: Option<u32>,
+}
+
+/// An object found by the walk, with the key values its parents gave it.
+struct Found {
+    frame: Frame,
+    inherited: Vec<Value>,
+}
+
+/// One scan's state: the memory view, lazily built helpers, the budget and the counts.
+pub(crate) struct Scan<'a, 'k> {
+    pub mem: Memory<'k>,
+    pub types: &'a Types<'k>,
+    budget: Budget,
+    started: Instant,
+    nodes: u64,
+    pub bytes: u64,
+    faults: Faults,
+    skipped: Faults,
+    rbtree: Option<RbTree>,
+    xarray: Option<XArray>,
+    cpus: Option<Vec<(u32, u64)>>,
+    pub files: Option<FileWalker>,
+}
+
+/// Failures of one kind, counted, the first kept.
+#[derive(Default)]
+struct Faults {
+    count: usize,
+    first: Option<String>,
+}
+
+impl Faults {
+    fn add(&mut self, error: &Error) {
+        self.count += 1;
+        self.first.get_or_insert_with(|| error.message.clone());
+    }
+}
+
+/// Runs `plan` over the kernel `types` sees: every row whose key columns can match `wanted`.
+pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Result<Scanned> {
+    let mut scan = Scan::new(types, budget);
+    let rows = scan.rows(plan, wanted)?;
+    let output = plan.output();
+    let mut values: Vec<Vec<Value>> = vec![Vec::with_capacity(rows.len()); output.len()];
+    let others: Vec<_> = plan.columns.iter().filter(|c| !c.key).collect();
+    for (frame, keys) in rows {
+        for (column, value) in plan.key_positions().into_iter().zip(keys) {
+            values[column].push(value);
+        }
+        for (column, bound) in plan.other_positions().into_iter().zip(&others) {
+            let value = scan.eval(&bound.expr, &frame);
+            values[column].push(value);
+        }
+        values[output.len() - 1].push(Value::Int(i128::from(frame.object)));
+    }
+    let mut misfits = Faults::default();
+    let columns = output
+        .iter()
+        .zip(values)
+        .map(|((name, ty), column)| to_array(name, *ty, column, &mut misfits))
+        .collect();
+    let mut warnings = scan.warnings(&plan.name);
+    if let Some(first) = misfits.first {
+        warnings.push(format!(
+            "{}: {} values did not fit their column's type (NULL); first: {first}",
+            plan.name, misfits.count
+        ));
+    }
+    Ok(Scanned { columns, warnings })
+}
+
+impl<'a, 'k> Scan<'a, 'k> {
+    fn new(types: &'a Types<'k>, budget: Budget) -> Self {
+        Scan {
+            mem: Memory::new(types),
+            types,
+            budget,
+            started: Instant::now(),
+            nodes: 0,
+            bytes: 0,
+            faults: Faults::default(),
+            skipped: Faults::default(),
+            rbtree: None,
+            xarray: None,
+            cpus: None,
+            files: None,
+        }
+    }
+
+    fn warnings(&self, table: &str) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(first) = &self.skipped.first {
+            warnings.push(format!(
+                "{table}: skipped {} containers that could not be walked; first: {first}",
+                self.skipped.count
+            ));
+        }
+        if let Some(first) = &self.faults.first {
+            warnings.push(format!(
+                "{table}: {} values could not be read (NULL); first: {first}",
+                self.faults.count
+            ));
+        }
+        warnings
+    }
+
+    /// Counts a read failure; the value becomes NULL.
+    pub fn fault(&mut self, error: &Error) {
+        self.faults.add(error);
+    }
+
+    /// Rows of `plan` that can match `wanted`: each object with its key values (inherited
+    /// ones first).
+    fn rows(&mut self, plan: &Plan, wanted: &Wanted) -> Result<Vec<(Frame, Vec<Value>)>> {
+        let found = self.found(plan, wanted)?;
+        let mut rows = Vec::with_capacity(found.len());
+        for Found { frame, mut inherited } in found {
+            for column in plan.columns.iter().filter(|c| c.key) {
+                inherited.push(self.eval(&column.expr, &frame));
+            }
+            let types = plan.key_types();
+            if plan
+                .key_names()
+                .iter()
+                .zip(&types)
+                .zip(&inherited)
+                .all(|((name, ty), value)| allowed(wanted, name, *ty, value))
+            {
+                rows.push((frame, inherited));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The objects of `plan`'s walk, from each of its parent's rows.
+    fn found(&mut self, plan: &Plan, wanted: &Wanted) -> Result<Vec<Found>> {
+        let starts = match &plan.parent {
+            None => vec![Found { frame: Frame::default(), inherited: Vec::new() }],
+            Some(parent) => self
+                .rows(parent, wanted)?
+                .into_iter()
+                .map(|(frame, keys)| Found {
+                    frame: Frame { parent: Some(frame.object), ..Frame::default() },
+                    inherited: keys,
+                })
+                .collect(),
+        };
+        let indexes = plan.index_key().and_then(|name| wanted.get(name)).map(|values| {
+            values
+                .iter()
+                .filter_map(|v| if let Value::Int(n) = v { u64::try_from(*n).ok() } else { None })
+                .collect::<HashSet<u64>>()
+        });
+        let mut found = Vec::new();
+        for start in starts {
+            for frame in self.expand(&plan.steps, start.frame, indexes.as_ref())? {
+                found.push(Found { frame, inherited: start.inherited.clone() });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every object the steps reach from `start`; the last step that binds `@index` looks
+    /// up `indexes` directly when given.
+    fn expand(
+        &mut self,
+        steps: &[BoundStep],
+        start: Frame,
+        indexes: Option<&HashSet<u64>>,
+    ) -> Result<Vec<Frame>> {
+        let last_indexed =
+            steps.iter().rposition(|s| matches!(s.kind, StepKind::Xarray | StepKind::Idr | StepKind::Array));
+        let mut frames = vec![start];
+        for (i, step) in steps.iter().enumerate() {
+            let direct = if Some(i) == last_indexed { indexes } else { None };
+            let mut next = Vec::new();
+            for frame in &frames {
+                match self.step(step, frame, direct, &mut next) {
+                    Ok(()) => {}
+                    Err(e) if e.kind == ErrorKind::Other && e.message.starts_with("scan budget") => {
+                        return Err(e);
+                    }
+                    Err(e) => self.skipped.add(&e.context(&step.what)),
+                }
+            }
+            frames = next;
+        }
+        Ok(frames)
+    }
+
+    /// Counts one object against the budget.
+    fn visit(&mut self) -> Result<()> {
+        self.nodes += 1;
+        let over = if self.nodes > self.budget.nodes {
+            Some(format!("more than {} objects", self.budget.nodes))
+        } else if self.bytes > self.budget.bytes {
+            Some(format!("more than {} bytes read", self.budget.bytes))
+        } else if self.nodes % 1024 == 0 && self.started.elapsed() > self.budget.time {
+            Some(format!("more than {} s", self.budget.time.as_secs()))
+        } else {
+            None
+        };
+        match over {
+            Some(what) => Err(Error::new(
+                ErrorKind::Other,
+                format!("scan budget exceeded: {what}; narrow the query with a key column"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The objects one step reaches from `frame`, appended to `out`.
+    fn step(
+        &mut self,
+        step: &BoundStep,
+        frame: &Frame,
+        indexes: Option<&HashSet<u64>>,
+        out: &mut Vec<Frame>,
+    ) -> Result<()> {
+        let Some(at) = self.resolve(&step.source, frame)? else { return Ok(()) };
+        let objects: Vec<(u64, Frame)> = match step.kind {
+            StepKind::List => {
+                let nodes = list::list_nodes(&self.mem, at, &step.what)?;
+                nodes.into_iter().map(|node| (node.wrapping_sub(step.link), *frame)).collect()
+            }
+            StepKind::Hlist => {
+                let first = self.read_pointer(at + step.head)?;
+                let nodes = list::hlist_nodes(&self.mem, first, &step.what)?;
+                nodes.into_iter().map(|node| (node.wrapping_sub(step.link), *frame)).collect()
+            }
+            StepKind::Rbtree => {
+                let root = self.read_pointer(at + step.head)?;
+                let tree = match self.rbtree.take() {
+                    Some(tree) => tree,
+                    None => RbTree::new(self.types)?,
+                };
+                let nodes = tree.nodes(&self.mem, root, &step.what);
+                self.rbtree = Some(tree);
+                nodes?.into_iter().map(|node| (node.wrapping_sub(step.link), *frame)).collect()
+            }
+            StepKind::Xarray | StepKind::Idr => self.xarray_objects(step, at, frame, indexes)?,
+            StepKind::Array => self.array_objects(step, at, frame, indexes)?,
+            StepKind::Percpu => self.percpu_objects(at, frame)?,
+            StepKind::Tree => self.tree_objects(step, at, frame)?,
+        };
+        for (object, mut frame) in objects {
+            self.visit()?;
+            if !is_kernel_address(object) {
+                self.skipped.add(&Error::new(
+                    ErrorKind::BadData,
+                    format!("{}: {object:#x} is not a kernel address", step.what),
+                ));
+                continue;
+            }
+            frame.object = object;
+            out.push(frame);
+        }
+        Ok(())
+    }
+
+    fn xarray_objects(
+        &mut self,
+        step: &BoundStep,
+        at: u64,
+        frame: &Frame,
+        indexes: Option<&HashSet<u64>>,
+    ) -> Result<Vec<(u64, Frame)>> {
+        let base = match step.idr_base {
+            Some(offset) => u64::from(self.mem.read_u32(at + offset)?),
+            None => 0,
+        };
+        let xa = at + step.head;
+        let xarray = match self.xarray.take() {
+            Some(xarray) => xarray,
+            None => XArray::new(self.types)?,
+        };
+        let entries = match indexes {
+            None => xarray.entries(&self.mem, xa, &step.what),
+            Some(indexes) => {
+                let mut sorted: Vec<u64> = indexes.iter().filter_map(|i| i.checked_sub(base)).collect();
+                sorted.sort_unstable();
+                sorted
+                    .into_iter()
+                    .filter_map(|i| {
+                        xarray.load(&self.mem, xa, i, &step.what).map(|e| e.map(|e| (i, e))).transpose()
+                    })
+                    .collect()
+            }
+        };
+        self.xarray = Some(xarray);
+        Ok(entries?
+            .into_iter()
+            .map(|(index, entry)| (entry, Frame { index: Some(index + base), ..*frame }))
+            .collect())
+    }
+
+    fn array_objects(
+        &mut self,
+        step: &BoundStep,
+        at: u64,
+        frame: &Frame,
+        indexes: Option<&HashSet<u64>>,
+    ) -> Result<Vec<(u64, Frame)>> {
+        let count = match (&step.count, step.length) {
+            (Some(count), _) => match self.eval(count, frame) {
+                Value::Int(n) => u64::try_from(n).unwrap_or(0),
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::BadData,
+                        format!("{}: its COUNT could not be read", step.what),
+                    ));
+                }
+            },
+            (None, length) => length.unwrap_or(0),
+        };
+        if count > list::MAX_NODES as u64 {
+            return Err(Error::new(
+                ErrorKind::BadData,
+                format!("{}: COUNT {count} is more than {} elements", step.what, list::MAX_NODES),
+            ));
+        }
+        let chosen: Vec<u64> = match indexes {
+            Some(indexes) => {
+                let mut chosen: Vec<u64> = indexes.iter().copied().filter(|&i| i < count).collect();
+                chosen.sort_unstable();
+                chosen
+            }
+            None => (0..count).collect(),
+        };
+        let mut objects = Vec::with_capacity(chosen.len());
+        for index in chosen {
+            let element = at + index * step.stride;
+            let object = match step.pointers {
+                true => self.read_pointer(element)?,
+                false => element,
+            };
+            if object != 0 {
+                objects.push((object, Frame { index: Some(index), ..*frame }));
+            }
+        }
+        Ok(objects)
+    }
+
+    fn percpu_objects(&mut self, at: u64, frame: &Frame) -> Result<Vec<(u64, Frame)>> {
+        if self.cpus.is_none() {
+            self.cpus = Some(percpu::cpu_offsets(self.types, &self.mem)?);
+        }
+        let cpus = self.cpus.as_deref().unwrap_or_default();
+        Ok(cpus
+            .iter()
+            .map(|&(cpu, offset)| (at.wrapping_add(offset), Frame { cpu: Some(cpu), ..*frame }))
+            .collect())
+    }
+
+    /// A TREE in pre-order: the root object, then each child's subtree, children found in the
+    /// `struct list_head` at `head` of each object, linked through `link`.
+    fn tree_objects(&mut self, step: &BoundStep, root: u64, frame: &Frame) -> Result<Vec<(u64, Frame)>> {
+        let mut seen = HashSet::new();
+        let mut objects = Vec::new();
+        let mut stack = vec![(root, 0u32)];
+        while let Some((object, depth)) = stack.pop() {
+            if !seen.insert(object) {
+                return Err(Error::new(
+                    ErrorKind::BadData,
+                    format!("{}: {object:#x} is reached twice (a cycle)", step.what),
+                ));
+            }
+            if depth > MAX_TREE_DEPTH {
+                return Err(Error::new(
+                    ErrorKind::BadData,
+                    format!("{}: deeper than {MAX_TREE_DEPTH} levels", step.what),
+                ));
+            }
+            self.visit()?;
+            objects.push((object, Frame { depth: Some(depth), ..*frame }));
+            let children = list::list_nodes(&self.mem, object + step.head, &step.what)?;
+            for child in children.into_iter().rev() {
+                stack.push((child.wrapping_sub(step.link), depth + 1));
+            }
+        }
+        Ok(objects)
+    }
+
+    /// The pointer at `address`, which must be NULL or a kernel address.
+    fn read_pointer(&mut self, address: u64) -> Result<u64> {
+        self.bytes += 8;
+        let pointer = self.mem.read_u64(address)?;
+        match pointer == 0 || is_kernel_address(pointer) {
+            true => Ok(pointer),
+            false => Err(Error::new(
+                ErrorKind::BadData,
+                format!("{pointer:#x} at {address:#x} is not a kernel address"),
+            )),
+        }
+    }
+
+    /// The address `place` names for `frame`; `None` when a pointer on the way is NULL.
+    pub fn resolve(&mut self, place: &Place, frame: &Frame) -> Result<Option<u64>> {
+        let start = match place.base {
+            Base::Object => frame.object,
+            Base::Parent => match frame.parent {
+                Some(parent) => parent,
+                None => return Ok(None),
+            },
+            Base::Global(address) => address,
+        };
+        self.follow(start, &place.ops)
+    }
+
+    /// Where `ops` lead from `address`.
+    pub fn follow(&mut self, mut address: u64, ops: &[Op]) -> Result<Option<u64>> {
+        for op in ops {
+            match *op {
+                Op::Add(n) => address = address.wrapping_add(n as u64),
+                Op::Deref => match self.read_pointer(address)? {
+                    0 => return Ok(None),
+                    pointer => address = pointer,
+                },
+                Op::Spread { .. } => {
+                    return Err(Error::new(ErrorKind::Other, "[*] outside sum()"));
+                }
+            }
+        }
+        Ok(Some(address))
+    }
+
+    /// The value of a bound name for `frame`.
+    pub fn bound(&self, name: BoundName, frame: &Frame) -> Value {
+        let value = match name {
+            BoundName::Index => frame.index,
+            BoundName::Cpu => frame.cpu.map(u64::from),
+            BoundName::Depth => frame.depth.map(u64::from),
+        };
+        value.map_or(Value::Null, |v| Value::Int(i128::from(v)))
+    }
+}
+
+/// Whether `address` can be a kernel address on x86-64 — in the kernel half with 5-level
+/// paging (from `0xff00…`; with 4-level paging from `0xffff_8000…`, and anything between
+/// simply fails to read) — short of the error-pointer range (`ERR_PTR`, the last 4095).
+pub(crate) fn is_kernel_address(address: u64) -> bool {
+    (0xff00_0000_0000_0000..0xffff_ffff_ffff_f000).contains(&address)
+}
+
+fn allowed(wanted: &Wanted, column: &str, ty: ColumnType, value: &Value) -> bool {
+    wanted.get(column).is_none_or(|values| values.contains(&key_form(value, ty)))
+}
+
+/// A column of values as an Arrow array of `ty`; values that do not fit are NULL, counted.
+fn to_array(name: &str, ty: ColumnType, values: Vec<Value>, misfits: &mut Faults) -> ArrayRef {
+    let mut misfit = |value: &Value| {
+        misfits.add(&Error::new(
+            ErrorKind::Other,
+            format!("column {name}: {value:?} is not a {}", ty.sql_name()),
+        ));
+    };
+    let int = |value: &Value| match value {
+        Value::Int(n) => Some(*n),
+        Value::Bool(b) => Some(i128::from(*b)),
+        _ => None,
+    };
+    macro_rules! ints {
+        ($array:ty, $t:ty) => {
+            Arc::new(<$array>::from_iter(values.iter().map(|v| match v {
+                Value::Null => None,
+                v => {
+                    let fitted = int(v).and_then(|n| <$t>::try_from(n).ok());
+                    if fitted.is_none() {
+                        misfit(v);
+                    }
+                    fitted
+                }
+            }))) as ArrayRef
+        };
+    }
+    match ty {
+        ColumnType::UInt16 => ints!(UInt16Array, u16),
+        ColumnType::Int32 => ints!(Int32Array, i32),
+        ColumnType::UInt32 => ints!(UInt32Array, u32),
+        ColumnType::Int64 => ints!(Int64Array, i64),
+        ColumnType::UInt64 => ints!(UInt64Array, u64),
+        ColumnType::Timestamp => {
+            let array = ints!(TimestampNanosecondArray, i64);
+            datafusion::arrow::compute::cast(&array, &ty.arrow()).unwrap_or(array)
+        }
+        ColumnType::Boolean => Arc::new(BooleanArray::from_iter(values.iter().map(|v| match v {
+            Value::Null => None,
+            v => int(v).map(|n| n != 0),
+        }))),
+        ColumnType::Utf8 => Arc::new(StringArray::from_iter(values.into_iter().map(|v| match v {
+            Value::Null => None,
+            Value::Text(text) => Some(text),
+            Value::Int(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+        }))),
+    }
+}
+
+/// The key-column constraints of `keys` that `plan`'s scan can use, as values of the
+/// columns' types (a constraint it cannot read constrains nothing).
+pub fn wanted(keys: &kql_engine::KeyFilter, plan: &Plan) -> Wanted {
+    let mut wanted = Wanted::new();
+    for (name, ty) in plan.output() {
+        let Some(scalars) = keys.scalars(&name) else { continue };
+        let values: Option<HashSet<Value>> = scalars.iter().map(|s| key_value(s, ty)).collect();
+        if let Some(values) = values {
+            wanted.insert(name, values);
+        }
+    }
+    wanted
+}
+
+/// An SQL literal as the value a key column of type `ty` holds.
+fn key_value(scalar: &datafusion::common::ScalarValue, ty: ColumnType) -> Option<Value> {
+    use datafusion::arrow::datatypes::DataType;
+    match ty {
+        ColumnType::Utf8 => match scalar.cast_to(&DataType::Utf8).ok()? {
+            datafusion::common::ScalarValue::Utf8(Some(text)) => Some(Value::Text(text)),
+            _ => None,
+        },
+        ColumnType::Boolean => match scalar.cast_to(&DataType::Boolean).ok()? {
+            datafusion::common::ScalarValue::Boolean(Some(b)) => Some(Value::Bool(b)),
+            _ => None,
+        },
+        _ => match scalar.cast_to(&DataType::Decimal128(38, 0)).ok()? {
+            datafusion::common::ScalarValue::Decimal128(Some(n), _, _) => Some(Value::Int(n)),
+            _ => None,
+        },
+    }
+}
+
+/// A key value as its column holds it, so that it compares with [`wanted`]'s.
+fn key_form(value: &Value, ty: ColumnType) -> Value {
+    match (value, ty) {
+        (Value::Int(n), ColumnType::Utf8) => Value::Text(n.to_string()),
+        (Value::Bool(b), ColumnType::Utf8) => Value::Text(b.to_string()),
+        (Value::Bool(b), ColumnType::Boolean) => Value::Bool(*b),
+        (Value::Int(n), ColumnType::Boolean) => Value::Bool(*n != 0),
+        (Value::Bool(b), _) => Value::Int(i128::from(*b)),
+        (value, _) => value.clone(),
+    }
+}
