@@ -178,6 +178,26 @@ impl FileWalker {
     }
 }
 
+impl FileWalker {
+    /// `dentry_path_raw()`: the path of `dentry` from the root of its file system, climbing
+    /// `d_parent` until a dentry that is its own parent (as mountinfo's root field shows it).
+    pub fn dentry_path(&self, mem: &Memory, dentry: u64) -> Result<String> {
+        let mut dentry = dentry;
+        let mut names = Vec::new();
+        for _ in 0..4096 {
+            let bytes = self.dentry.read(mem, dentry)?;
+            let parent = self.dentry.u64(&bytes, 1)?;
+            if parent == dentry || parent == 0 {
+                break;
+            }
+            names.push(read_c_string(mem, self.dentry.u64(&bytes, 0)?, 256)?);
+            dentry = parent;
+        }
+        names.reverse();
+        Ok(format!("/{}", names.join("/")))
+    }
+}
+
 /// A NUL-terminated string of at most `max` bytes at `address`, read a page piece at a time
 /// (never across into a page the string does not reach).
 pub fn read_c_string(mem: &Memory, address: u64, max: usize) -> Result<String> {
