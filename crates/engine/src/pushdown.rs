@@ -74,6 +74,11 @@ impl KeyFilter {
         )
     }
 
+    /// The allowed values of `column` as SQL scalars, or `None` if it is unconstrained.
+    pub fn scalars(&self, column: &str) -> Option<&HashSet<ScalarValue>> {
+        self.0.get(column)
+    }
+
     fn constrain(&mut self, column: String, values: HashSet<ScalarValue>) {
         match self.0.get_mut(&column) {
             Some(existing) => existing.retain(|value| values.contains(value)),
@@ -144,6 +149,10 @@ impl KeyType for u64 {
 
 impl KeyType for i32 {
     const DATA_TYPE: DataType = DataType::Int32;
+}
+
+impl KeyType for u32 {
+    const DATA_TYPE: DataType = DataType::UInt32;
 }
 
 impl KeyType for u16 {

@@ -7,7 +7,7 @@
 //!   `proc_fds` scan under `tcp_listeners JOIN proc_fds` sees the listeners' inodes;
 //! - `information_schema` on, so `SHOW TABLES` and `information_schema.columns` work.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -26,7 +26,7 @@ const MAX_PUSHED_JOIN_KEYS: usize = 1_000_000;
 /// A SQL session over kernel tables.
 pub struct Engine {
     context: SessionContext,
-    tables: Vec<Arc<dyn KernelTable>>,
+    tables: RwLock<Vec<Arc<dyn KernelTable>>>,
     log: ScanLog,
 }
 
@@ -38,12 +38,30 @@ impl Engine {
         optimizer.hash_join_inlist_pushdown_max_distinct_values = MAX_PUSHED_JOIN_KEYS;
         optimizer.hash_join_inlist_pushdown_max_size = MAX_PUSHED_JOIN_KEYS * 16;
         let context = SessionContext::new_with_config(config);
-        let log = ScanLog::default();
-        for table in &tables {
-            let provider = KernelTableProvider::new(Arc::clone(table), log.clone());
-            context.register_table(table.spec().name, Arc::new(provider))?;
+        let engine = Engine { context, tables: RwLock::default(), log: ScanLog::default() };
+        for table in tables {
+            engine.add_table(table)?;
         }
-        Ok(Engine { context, tables, log })
+        Ok(engine)
+    }
+
+    /// Registers one more table (a kernel table declared in the session).
+    pub fn add_table(&self, table: Arc<dyn KernelTable>) -> Result<()> {
+        let provider = KernelTableProvider::new(Arc::clone(&table), self.log.clone());
+        self.context.register_table(table.spec().name, Arc::new(provider))?;
+        self.tables.write().unwrap_or_else(|poisoned| poisoned.into_inner()).push(table);
+        Ok(())
+    }
+
+    /// Unregisters the table `name`; whether there was one.
+    pub fn remove_table(&self, name: &str) -> Result<bool> {
+        let mut tables = self.tables.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let before = tables.len();
+        tables.retain(|t| t.spec().name != name);
+        if tables.len() != before {
+            self.context.deregister_table(name)?;
+        }
+        Ok(tables.len() != before)
     }
 
     /// Register `(name, SQL)` pairs as views. A view may use another one of the list, in
@@ -74,13 +92,13 @@ impl Engine {
     }
 
     /// Every kernel table, in registration order.
-    pub fn tables(&self) -> &[Arc<dyn KernelTable>] {
-        &self.tables
+    pub fn tables(&self) -> Vec<Arc<dyn KernelTable>> {
+        self.tables.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// The kernel table called `name`, if there is one.
-    pub fn table(&self, name: &str) -> Option<&Arc<dyn KernelTable>> {
-        self.tables.iter().find(|t| t.spec().name == name)
+    pub fn table(&self, name: &str) -> Option<Arc<dyn KernelTable>> {
+        self.tables().into_iter().find(|t| t.spec().name == name)
     }
 
     /// What the scans of the current statement report: warnings, and which are running.

@@ -183,6 +183,14 @@ pub trait KernelTable: Debug + Send + Sync {
     fn types(&self) -> Option<String> {
         None
     }
+    /// Where the table is defined: "built in", or the file or session that declared it.
+    fn origin(&self) -> String {
+        "built in".to_string()
+    }
+    /// A declared table's `CREATE KERNEL TABLE` statement.
+    fn declaration(&self) -> Option<&str> {
+        None
+    }
     /// Read the rows. Runs on a blocking thread; may take as long as the kernel needs.
     fn scan(&self, request: &ScanRequest) -> Result<Scanned>;
 }
