@@ -11,14 +11,16 @@ use kql_engine::KernelTable;
 use kql_tables::functions::Function;
 
 /// `kql tables`: name, source on this target (what it reads, and for a kernel walk where
-/// its types come from and why), description of every table.
+/// its types come from and why), where it is defined, description of every table.
 pub fn tables(tables: &[Arc<dyn KernelTable>]) -> Result<RecordBatch, ArrowError> {
     let types: Vec<Option<String>> = tables.iter().map(|t| t.types()).collect();
+    let origins: Vec<String> = tables.iter().map(|t| t.origin()).collect();
     RecordBatch::try_from_iter([
         ("table", text(tables.iter().map(|t| t.spec().name))),
         ("source", text(tables.iter().map(|t| t.source().kind.name()))),
         ("reads", text(tables.iter().map(|t| t.source().doc))),
         ("types", Arc::new(StringArray::from_iter(types.iter().map(Option::as_deref))) as ArrayRef),
+        ("defined", text(origins.iter().map(String::as_str))),
         ("description", text(tables.iter().map(|t| t.spec().doc))),
     ])
 }
@@ -41,9 +43,10 @@ pub fn reference(tables: &[Arc<dyn KernelTable>], functions: &[Function]) -> Str
     for table in tables {
         let _ = writeln!(
             md,
-            "### `{}`\n\n{}\n\nSources, preferred first:\n",
+            "### `{}`\n\n{}\n\nDefined: {}. Sources, preferred first:\n",
             table.spec().name,
-            table.spec().doc
+            table.spec().doc,
+            table.origin()
         );
         for source in table.spec().sources {
             let _ = writeln!(md, "- `{}`: {}", source.kind.name(), source.doc);

@@ -26,6 +26,7 @@ use crate::format::Format;
 use crate::session::Session;
 use kql_engine::SourceKind;
 
+use kql_tables::declared::Declarations;
 use kql_tables::queries;
 use kql_tables::target::{Target, TargetOptions, TypeSource};
 
@@ -68,6 +69,10 @@ struct Cli {
     /// Use this BTF file (e.g. from BTFHub) instead of the kernel's own.
     #[arg(long, value_name = "FILE", global = true)]
     btf: Option<PathBuf>,
+    /// Also read the kernel-table declarations (`CREATE KERNEL TABLE …;`) of the `.sql`
+    /// files in DIR (repeatable; `$XDG_CONFIG_HOME/kql/tables/` is always read).
+    #[arg(long = "tables", value_name = "DIR", global = true)]
+    tables: Vec<PathBuf>,
     /// Fill every table this source can fill with it: drgn (kernel memory), netlink or
     /// procfs (this host only).
     #[arg(long, value_enum, value_name = "SOURCE", global = true)]
@@ -174,7 +179,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Some(Command::Reference) => {
             let target = Target::host_sources();
-            let tables = kql_tables::tables(&target);
+            let tables = kql_tables::tables(&target, &Declarations::shipped());
             let functions = kql_tables::functions::functions(&target);
             output(&cli)?.write_all(catalog::reference(&tables, &functions).as_bytes())?;
             return Ok(());
@@ -182,10 +187,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
         _ => {}
     }
     let target = Target::open(&cli.target_options()).map_err(CliError::new)?;
-    let session = Session::new(cli.format, &target)?;
+    let (declarations, problems) = Declarations::load(&cli.tables);
+    for problem in problems {
+        error::report(Level::Warning, &format!("warning: {problem}"));
+    }
+    let session = Session::new(cli.format, &target, declarations)?;
     let mut out = output(&cli)?;
     match &cli.command {
-        Some(Command::Tables) => session.print(&catalog::tables(session.engine().tables())?, &mut out),
+        Some(Command::Tables) => session.print(&catalog::tables(&session.engine().tables())?, &mut out),
         Some(Command::Describe { table }) => {
             let table = session
                 .engine()
@@ -197,7 +206,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-fn run_input(cli: &Cli, session: Session, out: &mut dyn Write) -> Result<(), CliError> {
+fn run_input(cli: &Cli, mut session: Session, out: &mut dyn Write) -> Result<(), CliError> {
     if !cli.params.is_empty() && cli.query.is_none() {
         return Err(CliError::new("--param gives a parameter of a saved query: use it with -q NAME".into()));
     }

@@ -12,9 +12,10 @@ use crate::format::Format;
 use crate::repl::Repl;
 
 /// Every meta command, for completion and `\?`.
-pub const COMMANDS: [&str; 13] = [
+pub const COMMANDS: [&str; 14] = [
     "\\?",
     "\\d",
+    "\\d+",
     "\\dt",
     "\\format",
     "\\i",
@@ -31,6 +32,7 @@ pub const COMMANDS: [&str; 13] = [
 const HELP: &str = "\
 \\dt                  list tables and their sources
 \\d TABLE             columns of TABLE: types, keys, descriptions, source
+\\d+ TABLE            the same, and a declared table's CREATE KERNEL TABLE statement
 \\queries             list saved queries
 \\run NAME [P=V ...]  run a saved query, giving its parameters
 \\i FILE              run the SQL in FILE
@@ -60,8 +62,9 @@ pub fn run(repl: &mut Repl, line: &str) -> Result<Flow, CliError> {
     match (command, args.as_slice()) {
         ("\\q", []) => return Ok(Flow::Quit),
         ("\\?" | "\\help", []) => repl.print_text(HELP)?,
-        ("\\dt" | "\\d", []) => repl.print_batch(&catalog::tables(repl.session.engine().tables())?)?,
-        ("\\d", [table]) => describe(repl, table)?,
+        ("\\dt" | "\\d", []) => repl.print_batch(&catalog::tables(&repl.session.engine().tables())?)?,
+        ("\\d", [table]) => describe(repl, table, false)?,
+        ("\\d+", [table]) => describe(repl, table, true)?,
         ("\\queries", []) => repl.print_text(&saved_queries())?,
         ("\\run", [name, params @ ..]) => run_saved(repl, name, params)?,
         ("\\i", [file]) => run_file(repl, file)?,
@@ -85,7 +88,7 @@ pub fn run(repl: &mut Repl, line: &str) -> Result<Flow, CliError> {
     Ok(Flow::Continue)
 }
 
-fn describe(repl: &mut Repl, name: &str) -> Result<(), CliError> {
+fn describe(repl: &mut Repl, name: &str, declaration: bool) -> Result<(), CliError> {
     let table = repl
         .session
         .engine()
@@ -94,7 +97,16 @@ fn describe(repl: &mut Repl, name: &str) -> Result<(), CliError> {
     let batch = catalog::describe(table.as_ref())?;
     let source = table.source();
     repl.print_batch(&batch)?;
-    repl.print_text(&format!("source: {} — {}", source.kind.name(), source.doc))
+    repl.print_text(&format!(
+        "source: {} — {}\ndefined: {}",
+        source.kind.name(),
+        source.doc,
+        table.origin()
+    ))?;
+    match (declaration, table.declaration()) {
+        (true, Some(text)) => repl.print_text(text),
+        _ => Ok(()),
+    }
 }
 
 /// One line per saved query: name, description, parameters.

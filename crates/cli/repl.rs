@@ -142,7 +142,7 @@ fn run_text(repl: &mut Repl, text: &str) -> Flow {
 
 /// Tables with their columns, saved-query views and names, for completion.
 fn catalog(session: &Session) -> Catalog {
-    let tables = session.engine().tables().iter().map(|table| {
+    let tables = session.engine().tables().into_iter().map(|table| {
         let columns = table.spec().columns.iter().map(|c| c.name.to_string()).collect();
         (table.spec().name.to_string(), columns)
     });

@@ -1,6 +1,8 @@
-//! A front-end session: the target and its engine, the tokio runtime they run on, and how
-//! statements are split, run and printed, with scan warnings after each statement. In the
-//! REPL a statement races Ctrl-C, and `\timing` reports how long each took.
+//! A front-end session: the target and its engine, the declared kernel tables, the tokio
+//! runtime they run on, and how statements are split, run and printed, with scan warnings
+//! after each statement. `CREATE KERNEL TABLE` and `DROP KERNEL TABLE` are run here; every
+//! other statement goes to DataFusion. In the REPL a statement races Ctrl-C, and `\timing`
+//! reports how long each took.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -11,7 +13,9 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use kql_declare::{Declaration, Statement as KqlStatement};
 use kql_engine::Engine;
+use kql_tables::declared::{Declarations, DeclaredTable};
 use kql_tables::target::Target;
 
 use crate::error::{CliError, Level, report};
@@ -22,6 +26,7 @@ use crate::progress::Progress;
 pub struct Session {
     engine: Engine,
     target: Arc<Target>,
+    declarations: Declarations,
     runtime: tokio::runtime::Runtime,
     /// Output format of query results.
     pub format: Format,
@@ -38,14 +43,15 @@ pub enum Outcome {
 }
 
 impl Session {
-    /// A session over every kql table of `target`, printing in `format`.
-    pub fn new(format: Format, target: &Arc<Target>) -> Result<Self, CliError> {
-        let engine = kql_tables::engine(target)?;
+    /// A session over every kql table of `target`, `declarations` among them, printing in
+    /// `format`.
+    pub fn new(format: Format, target: &Arc<Target>, declarations: Declarations) -> Result<Self, CliError> {
+        let engine = kql_tables::engine_with(target, &declarations)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| CliError::new(format!("cannot start the query runtime: {e}")))?;
-        Ok(Session { engine, target: Arc::clone(target), runtime, format, timing: false })
+        Ok(Session { engine, target: Arc::clone(target), declarations, runtime, format, timing: false })
     }
 
     /// What is being inspected.
@@ -55,7 +61,7 @@ impl Session {
 
     /// Inspect `target` from now on (`\target`).
     pub fn switch_target(&mut self, target: Arc<Target>) -> Result<(), CliError> {
-        self.engine = kql_tables::engine(&target)?;
+        self.engine = kql_tables::engine_with(&target, &self.declarations)?;
         self.target = target;
         Ok(())
     }
@@ -67,12 +73,17 @@ impl Session {
 
     /// Run every statement of `sql` in order, printing each result to `out`. Stops at the
     /// first failing statement. SQL with no statement at all is an error.
-    pub fn run_sql(&self, sql: &str, out: &mut dyn Write) -> Result<(), CliError> {
+    pub fn run_sql(&mut self, sql: &str, out: &mut dyn Write) -> Result<(), CliError> {
         self.run_bound(sql, &no_params(), out)
     }
 
     /// [`Session::run_sql`] with `$name` placeholders bound to `params`.
-    pub fn run_bound(&self, sql: &str, params: &ParamValues, out: &mut dyn Write) -> Result<(), CliError> {
+    pub fn run_bound(
+        &mut self,
+        sql: &str,
+        params: &ParamValues,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
         let statements = parse(sql)?;
         if self.format == Format::Parquet && statements.len() > 1 {
             return Err(CliError::new(
@@ -80,6 +91,7 @@ impl Session {
             ));
         }
         for statement in statements {
+            let Some(statement) = self.run_kql(statement)? else { continue };
             let progress = Progress::start(self.engine.scan_log());
             let result = self.runtime.block_on(self.engine.run_statement(statement, params));
             drop(progress);
@@ -93,12 +105,13 @@ impl Session {
     /// Like [`Session::run_sql`], but Ctrl-C cancels the running statement (its scans finish
     /// in the background, their rows are dropped) and the rest, and `\timing` is honoured.
     pub fn run_interactive(
-        &self,
+        &mut self,
         sql: &str,
         params: &ParamValues,
         out: &mut dyn Write,
     ) -> Result<Outcome, CliError> {
         for statement in parse(sql)? {
+            let Some(statement) = self.run_kql(statement)? else { continue };
             let started = Instant::now();
             let progress = Progress::start(self.engine.scan_log());
             let result = self.runtime.block_on(async {
@@ -117,6 +130,56 @@ impl Session {
             }
         }
         Ok(Outcome::Done)
+    }
+
+    /// Runs a kernel-table statement, or hands SQL back for DataFusion.
+    fn run_kql(&mut self, statement: KqlStatement) -> Result<Option<Statement>, CliError> {
+        match statement {
+            KqlStatement::Sql(sql) => Ok(Some(parse_one(&sql)?)),
+            KqlStatement::Create(declaration) => self.declare(declaration).map(|()| None),
+            KqlStatement::Drop { name, if_exists } => self.drop_declared(&name, if_exists).map(|()| None),
+        }
+    }
+
+    /// `CREATE KERNEL TABLE`: the table, bound to this target's kernel, from now on.
+    fn declare(&mut self, declaration: Declaration) -> Result<(), CliError> {
+        let name = declaration.name.clone();
+        if let Some(existing) = self.engine.table(&name) {
+            return Err(CliError::new(format!(
+                "table {name} exists ({}); DROP KERNEL TABLE {name} first",
+                existing.origin()
+            )));
+        }
+        let mut declarations = self.declarations.clone();
+        declarations.add(declaration, "this session".to_string());
+        let declared = declarations.get(&name).expect("just added");
+        let table = DeclaredTable::on(&self.target, declared, &declarations);
+        if let Some(failure) = table.failure() {
+            return Err(CliError::new(failure));
+        }
+        self.engine.add_table(Arc::new(table))?;
+        self.declarations = declarations;
+        Ok(())
+    }
+
+    /// `DROP KERNEL TABLE`: a declared table (shipped, the user's or the session's) is gone
+    /// for the rest of the session.
+    fn drop_declared(&mut self, name: &str, if_exists: bool) -> Result<(), CliError> {
+        if self.declarations.get(name).is_none() {
+            return match (self.engine.table(name), if_exists) {
+                (Some(_), _) => {
+                    Err(CliError::new(format!("{name} is built into kql, not a declared kernel table")))
+                }
+                (None, true) => Ok(()),
+                (None, false) => {
+                    Err(CliError::new(format!("no declared kernel table {name} (`kql tables` lists them)")))
+                }
+            };
+        }
+        self.engine.remove_table(name)?;
+        self.declarations.remove(name);
+        self.target.forget(name);
+        Ok(())
     }
 
     /// Print a batch computed outside SQL (catalog listings) in the session's format.
@@ -143,10 +206,20 @@ pub fn no_params() -> ParamValues {
 }
 
 /// The statements of `sql`; none at all is an error.
-fn parse(sql: &str) -> Result<VecDeque<Statement>, CliError> {
-    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(CliError::from)?;
+fn parse(sql: &str) -> Result<Vec<KqlStatement>, CliError> {
+    let statements = kql_declare::statements(sql).map_err(|e| CliError::new(e.to_string()))?;
     if statements.is_empty() {
         return Err(CliError::new("no SQL statement given".into()));
     }
     Ok(statements)
+}
+
+/// The one SQL statement of `sql`.
+fn parse_one(sql: &str) -> Result<Statement, CliError> {
+    let mut statements: VecDeque<Statement> =
+        DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(CliError::from)?;
+    match (statements.pop_front(), statements.is_empty()) {
+        (Some(statement), true) => Ok(statement),
+        _ => Err(CliError::new(format!("expected one SQL statement: {}", sql.trim()))),
+    }
 }

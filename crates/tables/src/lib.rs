@@ -1,12 +1,16 @@
 //! kql's kernel tables, one file each: its columns (with descriptions), its documentation and
-//! its scans (`TableScan`). Adding a table means adding its file and one line to [`tables`].
+//! its scans (`TableScan`). Adding a table means adding its file and one line to [`tables`] —
+//! or declaring it ([`declared`]: a `tables/*.sql` file, no Rust unless it needs a host source).
 //!
 //! [`target`] says which kernel is inspected and which source fills each table there;
 //! [`functions`] holds the SQL functions kql adds for queries about the target itself;
 //! [`queries`] the saved queries, which are also views; [`engine`] puts them all together.
 
+pub mod declared;
 pub mod functions;
+mod kernel_modules;
 mod kernel_walk;
+mod mounts;
 mod proc_fds;
 mod processes;
 pub mod queries;
@@ -21,22 +25,39 @@ use std::sync::Arc;
 use datafusion::error::Result;
 use kql_engine::{Engine, KernelTable};
 
+use crate::declared::{Declarations, DeclaredTable};
 use crate::table::Table;
 use crate::target::Target;
 
-/// Every kernel table on `target`, in the order `kql tables` lists them.
-pub fn tables(target: &Arc<Target>) -> Vec<Arc<dyn KernelTable>> {
-    vec![
+/// Every kernel table on `target`, in the order `kql tables` lists them: the hand-written
+/// ones, then the declared ones (a declaration cannot replace a hand-written table).
+pub fn tables(target: &Arc<Target>, declarations: &Declarations) -> Vec<Arc<dyn KernelTable>> {
+    let mut tables = vec![
         Table::<tcp_listeners::TcpListeners>::on(target),
         Table::<proc_fds::ProcFds>::on(target),
         Table::<processes::Processes>::on(target),
         Table::<threads::Threads>::on(target),
-    ]
+    ];
+    let built_in: Vec<&str> = tables.iter().map(|t| t.spec().name).collect();
+    let declared: Vec<Arc<dyn KernelTable>> = declarations
+        .all()
+        .iter()
+        .filter(|d| !built_in.contains(&d.declaration.name.as_str()))
+        .map(|d| Arc::new(DeclaredTable::on(target, d, declarations)) as Arc<dyn KernelTable>)
+        .collect();
+    tables.extend(declared);
+    tables
 }
 
-/// An engine over `target` with every table, function and saved-query view of kql.
+/// An engine over `target` with every table (the shipped declarations among them),
+/// function and saved-query view of kql.
 pub fn engine(target: &Arc<Target>) -> Result<Engine> {
-    let engine = Engine::new(tables(target))?;
+    engine_with(target, &Declarations::shipped())
+}
+
+/// [`engine`] with `declarations` as the declared tables.
+pub fn engine_with(target: &Arc<Target>, declarations: &Declarations) -> Result<Engine> {
+    let engine = Engine::new(tables(target, declarations))?;
     for function in functions::functions(target) {
         match function.udf {
             functions::Udf::Scalar(udf) => engine.context().register_udf(udf),

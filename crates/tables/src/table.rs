@@ -38,7 +38,7 @@ impl<T: TableScan> Table<T> {
     pub fn on(target: &Arc<Target>) -> Arc<dyn KernelTable> {
         Arc::new(Table::<T> {
             target: Arc::clone(target),
-            binding: target.bind(T::spec(), T::probe),
+            binding: target.bind(T::spec(), &T::probe),
             table: PhantomData,
         })
     }

@@ -155,7 +155,7 @@ impl Target {
     /// How the table of `spec` is filled here, decided on the first call: the preferred
     /// source, and for a kernel walk the target's type source — unless `probe` (the walk's
     /// type lookups) fails with BTF, in which case DWARF, else (live) the table's host source.
-    pub fn bind(&self, spec: &'static TableSpec, probe: fn(&Types) -> kql_drgn::Result<()>) -> Binding {
+    pub fn bind(&self, spec: &'static TableSpec, probe: &dyn Fn(&Types) -> kql_drgn::Result<()>) -> Binding {
         let mut bindings = lock(&self.bindings);
         if let Some(binding) = bindings.get(spec.name) {
             return binding.clone();
@@ -165,7 +165,7 @@ impl Target {
         binding
     }
 
-    fn decide(&self, spec: &'static TableSpec, probe: fn(&Types) -> kql_drgn::Result<()>) -> Binding {
+    fn decide(&self, spec: &'static TableSpec, probe: &dyn Fn(&Types) -> kql_drgn::Result<()>) -> Binding {
         let source = self.source_for(spec);
         let unbound = Binding { source, types: None, failure: None };
         let (Some(kernel), Some((preferred, why))) = (&self.kernel, &self.types) else { return unbound };
@@ -206,6 +206,20 @@ impl Target {
                 }
             }
         }
+    }
+
+    /// Forgets how the table `name` is filled (a declared table dropped, or declared anew).
+    pub fn forget(&self, name: &str) {
+        lock(&self.bindings).remove(name);
+        lock(&self.notes).remove(name);
+    }
+
+    /// `f` over the kernel seen through the target's preferred type source, if there is one.
+    pub fn with_preferred_types<T>(&self, f: impl FnOnce(&Types) -> T) -> Option<T> {
+        let (Some(kernel), Some((preferred, _))) = (&self.kernel, &self.types) else { return None };
+        let kernel = lock(kernel);
+        let types = kernel.types(*preferred).ok()?;
+        Some(f(&types))
     }
 
     fn note(&self, table: &'static str, note: String) {
@@ -265,6 +279,11 @@ impl Target {
             Some(_) => None,
             None => kql_sources::netns::current_netns_inode().ok(),
         }
+    }
+
+    /// Why libdrgn is not attached, when it is not.
+    pub fn kernel_unavailable(&self) -> Option<&str> {
+        self.drgn_unavailable.as_deref()
     }
 
     /// Whether `--source` forced `kind`.

@@ -1,0 +1,363 @@
+//! Declared kernel tables: `CREATE KERNEL TABLE` statements from three places — shipped in
+//! the binary (the repository's `tables/*.sql`), the user's `$XDG_CONFIG_HOME/kql/tables/`
+//! and `--tables DIR`, and typed in a session — each a table like the hand-written ones.
+//!
+//! The declaration is the table's schema, whatever fills it: its kernel walk
+//! ([`kql_declare`]), or on a live host without one the Rust host source paired with it by
+//! name ([`HostSource`]), which must fill exactly the declared columns.
+//!
+//! A table's spec is `'static`, like the built-in tables': a declaration's is built once
+//! per table and never freed (a few hundred bytes per `CREATE KERNEL TABLE`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use kql_declare::bind::{Binder, Plan};
+use kql_declare::walk::{self, Budget};
+use kql_declare::{Declaration, DeclareError};
+use kql_drgn::ErrorKind;
+use kql_engine::{Column, ColumnType, KernelTable, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_kernel::{TypeSource, Types};
+
+use crate::kernel_walk;
+use crate::target::{Binding, Target};
+use crate::{kernel_modules, mounts};
+
+mod shipped {
+    include!(concat!(env!("OUT_DIR"), "/declared_tables.rs"));
+}
+
+/// A Rust source of a declared table on the live host, for when no kernel walk is possible.
+pub struct HostSource {
+    /// The declared table it fills.
+    pub table: &'static str,
+    /// What it reads.
+    pub kind: SourceKind,
+    /// What it reads, in a phrase.
+    pub doc: &'static str,
+    /// Fills every column of `spec` (the declaration's), or fails naming one it cannot.
+    pub scan: fn(&TableSpec, &ScanRequest) -> Result<Scanned>,
+}
+
+/// Every host source, one line each.
+const HOST_SOURCES: &[&HostSource] = &[&kernel_modules::HOST, &mounts::HOST];
+
+/// A declaration and where it came from.
+#[derive(Debug)]
+pub struct Declared {
+    /// The statement.
+    pub declaration: Declaration,
+    /// `shipped: tables/mounts.sql`, a file's path, or `this session`.
+    pub origin: String,
+}
+
+/// The declarations in use, by name; a later one replaces an earlier one of the same name.
+#[derive(Debug, Clone, Default)]
+pub struct Declarations {
+    list: Vec<Arc<Declared>>,
+}
+
+impl Declarations {
+    /// The shipped declarations, then the user's directory's, then those of `dirs`; one
+    /// line per file that cannot be read.
+    pub fn load(dirs: &[PathBuf]) -> (Declarations, Vec<String>) {
+        let mut declarations = Declarations::shipped();
+        let mut problems = Vec::new();
+        let user = user_dir().filter(|dir| dir.is_dir());
+        for dir in user.iter().chain(dirs) {
+            if let Err(problem) = declarations.load_dir(dir) {
+                problems.push(problem);
+            }
+        }
+        (declarations, problems.into_iter().flatten().collect())
+    }
+
+    /// The declarations shipped in the binary.
+    pub fn shipped() -> Declarations {
+        let mut declarations = Declarations::default();
+        for (file, text) in shipped::DECLARED {
+            let parsed = kql_declare::parser::parse(text).expect("shipped declarations parse (tested)");
+            for declaration in parsed {
+                declarations.add(declaration, format!("shipped: tables/{file}.sql"));
+            }
+        }
+        declarations
+    }
+
+    /// Every `.sql` file of `dir`, in name order.
+    fn load_dir(&mut self, dir: &Path) -> std::result::Result<Vec<String>, Vec<String>> {
+        let entries = std::fs::read_dir(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+            .collect();
+        files.sort();
+        let mut problems = Vec::new();
+        for file in files {
+            let parsed = std::fs::read_to_string(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|text| kql_declare::parser::parse(&text).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(declarations) => {
+                    for declaration in declarations {
+                        self.add(declaration, file.display().to_string());
+                    }
+                }
+                Err(problem) => problems.push(format!("{}: {problem}", file.display())),
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Adds `declaration`, replacing one of the same name.
+    pub fn add(&mut self, declaration: Declaration, origin: String) {
+        self.list.retain(|d| d.declaration.name != declaration.name);
+        self.list.push(Arc::new(Declared { declaration, origin }));
+    }
+
+    /// Removes the declaration `name`; whether there was one.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.list.len();
+        self.list.retain(|d| d.declaration.name != name);
+        self.list.len() != before
+    }
+
+    /// The declaration `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Declared>> {
+        self.list.iter().find(|d| d.declaration.name == name)
+    }
+
+    /// Every declaration, in load order.
+    pub fn all(&self) -> &[Arc<Declared>] {
+        &self.list
+    }
+}
+
+/// `$XDG_CONFIG_HOME/kql/tables`, else `~/.config/kql/tables`.
+pub fn user_dir() -> Option<PathBuf> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(config.join("kql").join("tables"))
+}
+
+/// A declared table on one target.
+pub struct DeclaredTable {
+    target: Arc<Target>,
+    declared: Arc<Declared>,
+    catalog: Declarations,
+    spec: &'static TableSpec,
+    binding: Binding,
+    host: Option<&'static HostSource>,
+    /// The plan, bound at the first scan for the binding's type source.
+    plan: Mutex<Option<(TypeSource, Arc<Plan>)>>,
+}
+
+impl std::fmt::Debug for DeclaredTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeclaredTable").field("name", &self.spec.name).finish()
+    }
+}
+
+impl DeclaredTable {
+    /// The table `declared` on `target`; `catalog` holds the parents it may name.
+    pub fn on(target: &Arc<Target>, declared: &Arc<Declared>, catalog: &Declarations) -> DeclaredTable {
+        let declaration = &declared.declaration;
+        let host = HOST_SOURCES.iter().copied().find(|h| h.table == declaration.name);
+        let plan = target.with_preferred_types(|types| bind(types, declaration, catalog).ok()).flatten();
+        let spec = leak_spec(declaration, plan.as_ref(), catalog, host);
+        let probe = |types: &Types| {
+            bind(types, declaration, catalog)
+                .map(drop)
+                .map_err(|e| kql_drgn::Error::new(ErrorKind::Lookup, e.to_string()))
+        };
+        target.forget(spec.name);
+        let binding = target.bind(spec, &probe);
+        DeclaredTable {
+            target: Arc::clone(target),
+            declared: Arc::clone(declared),
+            catalog: catalog.clone(),
+            spec,
+            binding,
+            host,
+            plan: Mutex::new(None),
+        }
+    }
+
+    /// Why this table cannot be filled on its target, if it cannot.
+    pub fn failure(&self) -> Option<String> {
+        match (self.binding.source.kind, &self.binding.failure) {
+            (_, Some(failure)) => Some(failure.clone()),
+            (SourceKind::Drgn, None) if self.binding.types.is_none() => Some(format!(
+                "{}: it is a kernel walk, and libdrgn cannot read the {}: {}",
+                self.spec.name,
+                self.target.description(),
+                self.target.kernel_unavailable().unwrap_or("no kernel types")
+            )),
+            _ => None,
+        }
+    }
+
+    fn plan(&self, types: &Types, source: TypeSource) -> Result<Arc<Plan>> {
+        let mut slot = self.plan.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((bound_for, plan)) = slot.as_ref()
+            && *bound_for == source
+        {
+            return Ok(Arc::clone(plan));
+        }
+        let plan = Arc::new(
+            bind(types, &self.declared.declaration, &self.catalog)
+                .map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.spec.name)))?,
+        );
+        *slot = Some((source, Arc::clone(&plan)));
+        Ok(plan)
+    }
+
+    fn walk(&self, request: &ScanRequest) -> Result<Scanned> {
+        if let Some(failure) = self.failure() {
+            return Err(DataFusionError::Execution(failure));
+        }
+        let source = self.binding.types.as_ref().map(|(source, _)| *source);
+        let (batch, warnings) = kernel_walk::walk(&self.target, &self.binding, |types| {
+            let plan = self.plan(types, source.unwrap_or(TypeSource::Dwarf))?;
+            let wanted = walk::wanted(&request.keys, &plan);
+            let scanned = walk::scan(&plan, types, &wanted, Budget::default())
+                .map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.spec.name)))?;
+            Ok((RecordBatch::try_new(self.spec.schema(), scanned.columns)?, scanned.warnings))
+        })?;
+        Ok(Scanned { batch, warnings })
+    }
+}
+
+impl KernelTable for DeclaredTable {
+    fn spec(&self) -> &'static TableSpec {
+        self.spec
+    }
+
+    fn source(&self) -> &'static Source {
+        self.binding.source
+    }
+
+    fn types(&self) -> Option<String> {
+        self.binding.types.as_ref().map(|(source, origin)| format!("{}: {origin}", source.name()))
+    }
+
+    fn origin(&self) -> String {
+        self.declared.origin.clone()
+    }
+
+    fn declaration(&self) -> Option<&str> {
+        Some(&self.declared.declaration.text)
+    }
+
+    fn scan(&self, request: &ScanRequest) -> Result<Scanned> {
+        let mut scanned = match (self.binding.source.kind, self.host) {
+            (SourceKind::Drgn, _) => self.walk(request)?,
+            (_, Some(host)) => {
+                let mut scanned = (host.scan)(self.spec, request)?;
+                scanned.warnings.splice(0..0, self.target.take_fallback_note());
+                scanned
+            }
+            (kind, None) => {
+                return Err(DataFusionError::Execution(format!(
+                    "{}: no {} source",
+                    self.spec.name,
+                    kind.name()
+                )));
+            }
+        };
+        if let Some(note) = self.target.take_note(self.spec.name) {
+            scanned.warnings.insert(0, note);
+        }
+        Ok(scanned)
+    }
+}
+
+/// `declaration` bound to the kernel `types` sees.
+fn bind(
+    types: &Types,
+    declaration: &Declaration,
+    catalog: &Declarations,
+) -> std::result::Result<Plan, DeclareError> {
+    let parents = |name: &str| catalog.get(name).map(|d| d.declaration.clone());
+    Binder::new(types, &parents).bind(declaration)
+}
+
+/// The spec of a declared table: its columns typed as written, else as `plan` inferred
+/// them, else (no kernel to bind to) as text.
+fn leak_spec(
+    declaration: &Declaration,
+    plan: Option<&Plan>,
+    catalog: &Declarations,
+    host: Option<&'static HostSource>,
+) -> &'static TableSpec {
+    let inferred: HashMap<String, ColumnType> =
+        plan.map(|p| p.output().into_iter().collect()).unwrap_or_default();
+    let mut columns = Vec::new();
+    for (parent, key) in inherited_keys(declaration, catalog) {
+        let ty = key.sql_type.or(inferred.get(&key.name).copied()).unwrap_or(ColumnType::Utf8);
+        let doc = format!("{} (key of the parent table {parent})", key.doc);
+        columns.push(Column::new(leak(&key.name), ty, leak(&doc)).key().nullable());
+    }
+    for column in &declaration.columns {
+        let ty = column.sql_type.or(inferred.get(&column.name).copied()).unwrap_or(ColumnType::Utf8);
+        let spec = Column::new(leak(&column.name), ty, leak(&column.doc)).nullable();
+        columns.push(if column.key { spec.key() } else { spec });
+    }
+    let object = plan.map_or_else(|| "object".to_string(), |p| p.object_type.clone());
+    let address_doc = format!("kernel address of the row's {object}");
+    columns.push(Column::new(kql_declare::bind::ADDRESS, ColumnType::UInt64, leak(&address_doc)).nullable());
+    let walk_doc = format!("kernel walk declared in kql's language: {}", walk_summary(declaration));
+    let mut sources = vec![Source { kind: SourceKind::Drgn, doc: leak(&walk_doc) }];
+    sources.extend(host.map(|h| Source { kind: h.kind, doc: h.doc }));
+    Box::leak(Box::new(TableSpec {
+        name: leak(&declaration.name),
+        doc: leak(&declaration.doc),
+        columns: Vec::leak(columns),
+        sources: Vec::leak(sources),
+    }))
+}
+
+/// The key columns a table inherits from its parents, nearest parent last, with the
+/// parent's name.
+fn inherited_keys(
+    declaration: &Declaration,
+    catalog: &Declarations,
+) -> Vec<(String, kql_declare::ast::ColumnDecl)> {
+    let mut keys = Vec::new();
+    let mut parent = declaration.parent.as_ref();
+    let mut seen = 0;
+    while let Some(reference) = parent
+        && seen < 8
+    {
+        let Some(declared) = catalog.get(&reference.table) else { break };
+        let own = declared.declaration.columns.iter().filter(|c| c.key).cloned();
+        let mut level: Vec<_> = own.map(|c| (reference.table.clone(), c)).collect();
+        level.append(&mut keys);
+        keys = level;
+        parent = declared.declaration.parent.as_ref();
+        seen += 1;
+    }
+    keys
+}
+
+/// The containers walked, e.g. `LIST OF struct module | RBTREE OF struct mount`.
+fn walk_summary(declaration: &Declaration) -> String {
+    let step = |s: &kql_declare::ast::Step| match &s.of {
+        Some(of) => format!("{} OF {}", s.kind.keyword(), of.name),
+        None => s.kind.keyword().to_string(),
+    };
+    let chains: Vec<String> = declaration
+        .walk
+        .iter()
+        .map(|chain| chain.iter().map(step).collect::<Vec<_>>().join(" THEN "))
+        .collect();
+    chains.join(" | ")
+}
+
+fn leak(text: &str) -> &'static str {
+    Box::leak(text.to_string().into_boxed_str())
+}

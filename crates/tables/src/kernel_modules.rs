@@ -1,0 +1,47 @@
+//! `kernel_modules`' host source: `/proc/modules`, for a live host without a kernel walk.
+//! The table itself is declared in `tables/kernel_modules.sql`; this fills the same columns.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, UInt64Array};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use kql_engine::{ScanRequest, Scanned, SourceKind, TableSpec};
+use kql_sources::proc_modules::{self, ModuleRow};
+
+use crate::declared::HostSource;
+
+/// `/proc/modules`.
+pub const HOST: HostSource = HostSource {
+    table: "kernel_modules",
+    kind: SourceKind::Procfs,
+    doc: "/proc/modules (no base address without root; no address column)",
+    scan,
+};
+
+fn scan(spec: &TableSpec, request: &ScanRequest) -> Result<Scanned> {
+    let mut rows = proc_modules::read_modules()
+        .map_err(|e| DataFusionError::Execution(format!("kernel_modules: {e}")))?;
+    if let Some(names) = request.keys.scalars("name") {
+        let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+        rows.retain(|row| names.contains(&row.name));
+    }
+    let columns = spec.columns.iter().map(|c| column(c.name, &rows)).collect::<Result<Vec<_>>>()?;
+    Ok(Scanned { batch: RecordBatch::try_new(spec.schema(), columns)?, warnings: Vec::new() })
+}
+
+fn column(name: &str, rows: &[ModuleRow]) -> Result<ArrayRef> {
+    Ok(match name {
+        "name" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.name))),
+        "state" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.state))),
+        "size" => Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.size))),
+        "refcount" => Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.refcount))),
+        "base" => Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.address))),
+        "address" => Arc::new(UInt64Array::from_iter(rows.iter().map(|_| None::<u64>))),
+        other => {
+            return Err(DataFusionError::Execution(format!(
+                "kernel_modules: /proc/modules has no column {other}"
+            )));
+        }
+    })
+}
