@@ -3,11 +3,17 @@
 //! cache): getting the kernel's types ready (libdrgn attach plus DWARF of the 630 MB debug
 //! vmlinux, or plus the BTF and kallsyms in the vmcore's own memory), the listening-hash walk
 //! (throughput = listeners, so criterion reports the time per listener), the fd-table walk of
-//! every process, and the whole `ss-nlpt-all` query, each with both type sources.
+//! every process, and the whole `ss-nlpt-all` query, each with both type sources; and the
+//! same listening-hash walk declared at run time (`benches/declared_tcp_listeners.sql`,
+//! kql-declare) against the hand-written one, with BTF: the declared scan of a plan bound
+//! once (all its 16 columns, and only netns, local_port, inode, recv_q and send_q), the
+//! declared bind plus scan, and `kql_kernel::net::tcp_listeners`.
 
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kql_declare::bind::{Binder, Plan};
+use kql_declare::walk::{self, Budget, Wanted};
 use kql_drgn::{DebugInfo, Program, Target};
 use kql_kernel::fs::{FileCaches, FileWalker};
 use kql_kernel::sched::{TaskCaches, TaskWalker};
@@ -49,6 +55,37 @@ fn walks(c: &mut Criterion, vmcore: &Path, vmlinux: &Path, source: TypeSource) {
     group.finish();
 }
 
+/// The declared listening-hash walk against the hand-written one, types loaded (and the
+/// declaration parsed) once outside the timing.
+fn declared(c: &mut Criterion, vmcore: &Path, vmlinux: &Path) {
+    let source = TypeSource::Btf;
+    let kernel = open(vmcore, vmlinux, source);
+    let types = kernel.types(source).expect("types");
+    let declaration = kql_declare::parser::parse(include_str!("declared_tcp_listeners.sql"))
+        .expect("the declaration parses")
+        .remove(0);
+    let bind = || Binder::new(&types, &|_| None).bind(&declaration).expect("the declaration binds");
+    let plan = bind();
+    // Only the columns the correctness test compares first (kql-declare's tests/tcp_listeners.rs).
+    let mut five = declaration.clone();
+    five.columns.retain(|c| ["netns", "local_port", "inode", "recv_q", "send_q"].contains(&c.name.as_str()));
+    let five = Binder::new(&types, &|_| None).bind(&five).expect("the five columns bind");
+    let scan = |plan: &Plan| {
+        let scanned = walk::scan(plan, &types, &Wanted::new(), Budget::default()).expect("the scan");
+        assert!(scanned.warnings.is_empty(), "{:?}", scanned.warnings);
+        scanned.columns[0].len()
+    };
+    let listeners = kql_kernel::net::tcp_listeners(&types).expect("walk").len();
+    assert_eq!(scan(&plan), listeners, "the declared walk finds every listener");
+    let mut group = c.benchmark_group(format!("tcp_listeners walk, 5000 listeners, {}", source.name()));
+    group
+        .bench_function("hand-written", |b| b.iter(|| kql_kernel::net::tcp_listeners(&types).expect("walk")));
+    group.bench_function("declared", |b| b.iter(|| scan(&plan)));
+    group.bench_function("declared, bind + scan", |b| b.iter(|| scan(&bind())));
+    group.bench_function("declared, 5 columns", |b| b.iter(|| scan(&five)));
+    group.finish();
+}
+
 fn query(c: &mut Criterion, vmcore: &Path, vmlinux: &Path, source: TypeSource) {
     let vmlinux = (source == TypeSource::Dwarf).then(|| vmlinux.to_path_buf());
     let options =
@@ -63,6 +100,7 @@ fn query(c: &mut Criterion, vmcore: &Path, vmlinux: &Path, source: TypeSource) {
 
 fn kernel_walk(c: &mut Criterion) {
     let (vmcore, vmlinux) = kql_rig::vmcores::of(Series::Bookworm61, "many").expect("the many vmcore of 6.1");
+    declared(c, &vmcore, &vmlinux);
     types_ready(c, &vmcore, &vmlinux);
     for source in [TypeSource::Btf, TypeSource::Dwarf] {
         walks(c, &vmcore, &vmlinux, source);
