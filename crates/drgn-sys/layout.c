@@ -28,6 +28,8 @@ const size_t kql_drgn_layout[] = {
 	SIZE(struct drgn_type_member),
 	OFFSET(struct drgn_type_member, name),
 	OFFSET(struct drgn_type_member, bit_offset),
+	SIZE(struct drgn_type_enumerator),
+	OFFSET(struct drgn_type_enumerator, svalue),
 	SIZE(enum drgn_error_code),
 	SIZE(enum drgn_program_flags),
 	SIZE(enum drgn_qualifiers),

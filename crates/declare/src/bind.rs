@@ -549,10 +549,20 @@ impl<'a, 'k> Binder<'a, 'k> {
             }
             _ => element,
         };
-        match &step.of {
-            Some(of) => self.type_ref(of),
-            None => Ok(target),
+        let Some(of) = &step.of else { return Ok(target) };
+        let named = self.type_ref(of)?;
+        if !bound.pointers && named.name() != element.name() {
+            return Err(DeclareError::new(
+                Some(of.at),
+                format!(
+                    "ARRAY {}: its elements are {}, not {} (OF retypes only what pointer elements point to)",
+                    source.text,
+                    element.name(),
+                    named.name()
+                ),
+            ));
         }
+        Ok(named)
     }
 
     fn bind_percpu(&self, step: &Step, source: &Typed<'k>) -> Result<KernelType<'k>, DeclareError> {
@@ -671,7 +681,7 @@ impl<'a, 'k> Binder<'a, 'k> {
                 Box::new(self.number(right, scope)?),
             )),
             ExprKind::Alternatives(choices) => self.first_binding(choices, scope),
-            ExprKind::Call(call) => self.call(call, expr.at, scope),
+            ExprKind::Call(call) => self.call(call, scope),
             _ => {
                 let typed = self.place(expr, scope)?;
                 Ok(BExpr::Read(typed.place.clone(), self.scalar(&typed, expr.at)?))
@@ -704,7 +714,7 @@ impl<'a, 'k> Binder<'a, 'k> {
         ))
     }
 
-    fn call(&self, call: &Call, at: Pos, scope: Scope<'_, 'k>) -> Result<BExpr, DeclareError> {
+    fn call(&self, call: &Call, scope: Scope<'_, 'k>) -> Result<BExpr, DeclareError> {
         let arg = &call.args[0];
         match call.function {
             Function::Enum => {
@@ -732,7 +742,6 @@ impl<'a, 'k> Binder<'a, 'k> {
                     _ => RustFunction::KernfsPath,
                 };
                 let args = call.args.iter().map(|a| self.number(a, scope)).collect::<Result<_, _>>()?;
-                let _ = at;
                 Ok(BExpr::Rust(function, args))
             }
         }

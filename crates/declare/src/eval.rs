@@ -212,9 +212,14 @@ fn flag_names(value: u64, names: &[(u64, String)]) -> String {
 }
 
 fn format_bytes(bytes: &[u8], format: BytesFormat) -> String {
-    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    match format {
-        BytesFormat::Hex => hex.concat(),
-        BytesFormat::Mac => hex.join(":"),
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 3);
+    for (i, byte) in bytes.iter().enumerate() {
+        if format == BytesFormat::Mac && i > 0 {
+            text.push(':');
+        }
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 15)]));
     }
+    text
 }

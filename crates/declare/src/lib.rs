@@ -19,7 +19,6 @@ pub mod walk;
 
 use std::fmt;
 
-use datafusion::sql::sqlparser::dialect::AnsiDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 pub use ast::{Declaration, Pos};
@@ -69,7 +68,7 @@ pub enum Statement {
 
 /// The statements of `text`, split at top-level `;`.
 pub fn statements(text: &str) -> Result<Vec<Statement>, DeclareError> {
-    let tokens = Tokenizer::new(&AnsiDialect {}, text)
+    let tokens = Tokenizer::new(&parser::DeclarationDialect, text)
         .tokenize_with_location()
         .map_err(|e| DeclareError::new(None, e.to_string()))?;
     let mut pieces = Vec::new();

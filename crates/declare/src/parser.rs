@@ -1,5 +1,5 @@
-//! The declaration language's parser: sqlparser's tokenizer (ANSI dialect, so that `@` is a
-//! token of its own), then recursive descent over the tokens. Keywords are matched without
+//! The declaration language's parser: sqlparser's tokenizer (with [`DeclarationDialect`]: C
+//! identifiers, `@` a token of its own), then recursive descent over the tokens. Keywords are matched without
 //! regard to case; every error names the line and column of the token it stopped at.
 //!
 //! ```text
@@ -19,7 +19,7 @@
 //!              | CAST '(' expr AS ctype ['*'] ')' | function '(' args ')' | '(' expr ')'
 //! ```
 
-use datafusion::sql::sqlparser::dialect::AnsiDialect;
+use datafusion::sql::sqlparser::dialect::Dialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use kql_engine::ColumnType;
 
@@ -46,11 +46,26 @@ pub(crate) fn byte_offset(text: &str, line: u64, column: u64) -> usize {
     before + within
 }
 
+/// How the tokenizer reads declarations: identifiers as C writes them (`__sk_common`), and
+/// `@` never part of one (`@index` is `@` then `index`).
+#[derive(Debug)]
+pub(crate) struct DeclarationDialect;
+
+impl Dialect for DeclarationDialect {
+    fn is_identifier_start(&self, ch: char) -> bool {
+        ch.is_ascii_alphabetic() || ch == '_'
+    }
+
+    fn is_identifier_part(&self, ch: char) -> bool {
+        ch.is_ascii_alphanumeric() || ch == '_'
+    }
+}
+
 /// How deep expressions may nest (a bound on recursion, whatever the input).
 const MAX_NESTING: usize = 64;
 
 fn tokenize(text: &str) -> Result<Vec<TokenWithSpan>, DeclareError> {
-    let tokens = Tokenizer::new(&AnsiDialect {}, text)
+    let tokens = Tokenizer::new(&DeclarationDialect, text)
         .tokenize_with_location()
         .map_err(|e| DeclareError::new(None, format!("cannot read the declaration: {e}")))?;
     Ok(tokens.into_iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).collect())
@@ -537,7 +552,7 @@ mod tests {
     #[test]
     fn chains_parents_and_bound_names_parse() {
         let text = "CREATE KERNEL TABLE t PARENT p AS n FROM PERCPU timer_bases THEN ARRAY @ THEN \
-                    HLIST @ OF struct timer_list VIA entry COLUMNS (cpu = @cpu, i = @index, x = n.a->b[3] << 2)";
+                    HLIST @ OF struct timer_list VIA __sk_common.entry COLUMNS (cpu = @cpu, i = @index, x = n.a->b[3] << 2)";
         let declaration = parse(text).unwrap().remove(0);
         assert_eq!(declaration.parent.unwrap().alias.as_deref(), Some("n"));
         let kinds: Vec<StepKind> = declaration.walk[0].iter().map(|s| s.kind).collect();

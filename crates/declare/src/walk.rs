@@ -126,11 +126,12 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
     let output = plan.output();
     let mut values: Vec<Vec<Value>> = vec![Vec::with_capacity(rows.len()); output.len()];
     let others: Vec<_> = plan.columns.iter().filter(|c| !c.key).collect();
+    let (key_positions, other_positions) = (plan.key_positions(), plan.other_positions());
     for (frame, keys) in rows {
-        for (column, value) in plan.key_positions().into_iter().zip(keys) {
+        for (&column, value) in key_positions.iter().zip(keys) {
             values[column].push(value);
         }
-        for (column, bound) in plan.other_positions().into_iter().zip(&others) {
+        for (&column, bound) in other_positions.iter().zip(&others) {
             let value = scan.eval(&bound.expr, &frame);
             values[column].push(value);
         }
@@ -196,19 +197,17 @@ impl<'a, 'k> Scan<'a, 'k> {
     /// ones first).
     fn rows(&mut self, plan: &Plan, wanted: &Wanted) -> Result<Vec<(Frame, Vec<Value>)>> {
         let found = self.found(plan, wanted)?;
+        let names = plan.key_names();
+        let types = plan.key_types();
+        let keys: Vec<_> = plan.columns.iter().filter(|c| c.key).collect();
         let mut rows = Vec::with_capacity(found.len());
         for Found { frame, mut inherited } in found {
-            for column in plan.columns.iter().filter(|c| c.key) {
+            for column in &keys {
                 inherited.push(self.eval(&column.expr, &frame));
             }
-            let types = plan.key_types();
-            if plan
-                .key_names()
-                .iter()
-                .zip(&types)
-                .zip(&inherited)
-                .all(|((name, ty), value)| allowed(wanted, name, *ty, value))
-            {
+            let matches =
+                names.iter().zip(&types).zip(&inherited).all(|((name, ty), value)| allowed(wanted, name, *ty, value));
+            if matches {
                 rows.push((frame, inherited));
             }
         }
@@ -263,6 +262,7 @@ impl<'a, 'k> Scan<'a, 'k> {
                     Err(e) if e.kind == ErrorKind::Other && e.message.starts_with("scan budget") => {
                         return Err(e);
                     }
+                    Err(e) if e.message.contains(&step.what) => self.skipped.add(&e),
                     Err(e) => self.skipped.add(&e.context(&step.what)),
                 }
             }

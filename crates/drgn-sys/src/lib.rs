@@ -356,9 +356,7 @@ opaque!(
 );
 
 /// `struct drgn_type_enumerator`: a name and a value, signed or not as the enum's compatible
-/// integer type is (`drgn_type_is_signed(drgn_type_type(enum))`). Not yet pinned by
-/// `tests/layout.rs`; kql-kernel's `btf_vs_dwarf` test compares the values read through it
-/// with BTF's.
+/// integer type is (`drgn_type_is_signed(drgn_type_type(enum))`).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct drgn_type_enumerator {

@@ -6,7 +6,7 @@ use std::mem::{offset_of, size_of};
 use drgn_sys::*;
 
 unsafe extern "C" {
-    static kql_drgn_layout: [usize; 30];
+    static kql_drgn_layout: [usize; 32];
     static kql_drgn_constants: [i64; 45];
 }
 
@@ -33,6 +33,8 @@ fn structs_and_enums_have_the_c_layout() {
         size_of::<drgn_type_member>(),
         offset_of!(drgn_type_member, name),
         offset_of!(drgn_type_member, bit_offset),
+        size_of::<drgn_type_enumerator>(),
+        offset_of!(drgn_type_enumerator, value),
         size_of::<drgn_error_code>(),
         size_of::<drgn_program_flags>(),
         size_of::<drgn_qualifiers>(),
@@ -44,7 +46,7 @@ fn structs_and_enums_have_the_c_layout() {
         size_of::<drgn_log_level>(),
         usize::from(drgn_object_encoding::MIN < 0),
     ];
-    // SAFETY: layout.c defines the array with exactly 30 elements and it is never written.
+    // SAFETY: layout.c defines the array with exactly 32 elements and it is never written.
     let c = unsafe { kql_drgn_layout };
     assert_eq!(rust, c, "drgn-sys declarations differ from drgn.h (order as in layout.c)");
     assert_eq!(size_of::<drgn_object>(), 32);

@@ -15,7 +15,7 @@ use crate::declared::HostSource;
 pub const HOST: HostSource = HostSource {
     table: "kernel_modules",
     kind: SourceKind::Procfs,
-    doc: "/proc/modules (no base address without root; no address column)",
+    doc: "/proc/modules (address is NULL; base is NULL where kptr_restrict hides it)",
     scan,
 };
 
