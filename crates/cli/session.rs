@@ -144,6 +144,9 @@ impl Session {
     /// `CREATE KERNEL TABLE`: the table, bound to this target's kernel, from now on.
     fn declare(&mut self, declaration: Declaration) -> Result<(), CliError> {
         let name = declaration.name.clone();
+        if self.declarations.get(&name).is_none() && self.engine.table(&name).is_some() {
+            return Err(CliError::new(format!("table {name} is built into kql; choose another name")));
+        }
         if let Some(existing) = self.engine.table(&name) {
             return Err(CliError::new(format!(
                 "table {name} exists ({}); DROP KERNEL TABLE {name} first",

@@ -4,7 +4,9 @@
 //! own listeners (port 2024) and PID 1 are never touched.
 
 mod cli;
+mod declared;
 mod guests;
+mod kernel_tables;
 mod netns;
 mod procfs_tables;
 mod readme;

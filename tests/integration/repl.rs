@@ -212,16 +212,38 @@ fn colour_on_a_terminal_unless_no_color() {
 
 #[test]
 fn target_switches_to_a_vmcore_and_its_sources() {
-    let kernel = kql_rig::kernels::fetch(kql_rig::kernels::Series::Bookworm61).expect("fetch 6.1");
-    let workload = crate::support::rig_workload();
-    let vmcore = kql_rig::vmcores::cached(&kernel, "basic", &workload).expect("the basic vmcore");
+    let (vmcore, vmlinux) =
+        kql_rig::vmcores::of(kql_rig::kernels::Series::Bookworm61, "basic").expect("the 6.1 vmcore");
     let state = TempDir::new();
     let terminal = Terminal::start("target", &state.0);
-    terminal.run(&format!("\\target core {} {}", vmcore.display(), kernel.vmlinux.display()));
+    terminal.run(&format!("\\target core {} {}", vmcore.display(), vmlinux.display()));
     terminal.wait_for(&format!("inspecting the vmcore {}", vmcore.display()));
     terminal.run("\\sources");
     let screen = terminal.wait_for("reads this host, not the vmcore");
     assert!(screen.contains("  drgn     in use"), "{screen}");
     terminal.run("\\run ss-nlpt");
     terminal.wait_for("users:((\"kqlw-netns\"");
+}
+
+#[test]
+fn a_kernel_table_declared_in_the_shell_is_queried_described_and_dropped() {
+    let (vmcore, _) =
+        kql_rig::vmcores::of(kql_rig::kernels::Series::Bookworm61, "basic").expect("the 6.1 vmcore");
+    let terminal_state = TempDir::new();
+    let terminal = Terminal::start("declare", &terminal_state.0);
+    terminal.run(&format!("\\target core {}", vmcore.display()));
+    terminal.wait_for("inspecting the vmcore");
+    terminal.type_text(
+        "CREATE KERNEL TABLE fs_types 'File system types' FROM LIST super_blocks OF struct super_block",
+    );
+    terminal.keys(&["Enter"]);
+    terminal.run("VIA s_list COLUMNS (fstype TEXT KEY = s_type->name 'its type');");
+    terminal.run("select count(*) as sb_count from fs_types where fstype = 'proc';");
+    terminal.wait_for("sb_count");
+    terminal.run("\\d+ fs_types");
+    let screen = terminal.wait_for("defined: this session");
+    assert!(screen.contains("| fstype ") && screen.contains("VIA s_list COLUMNS"), "{screen}");
+    terminal.run("DROP KERNEL TABLE fs_types;");
+    terminal.run("select * from fs_types;");
+    terminal.wait_for("unknown table 'fs_types'");
 }

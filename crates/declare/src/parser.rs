@@ -544,7 +544,9 @@ mod tests {
         assert_eq!(size.sql_type, Some(ColumnType::UInt64));
         assert!(matches!(&size.expr.kind, ExprKind::Alternatives(choices) if choices.len() == 2));
         assert!(refcount.optional && refcount.sql_type.is_none());
-        assert!(matches!(&state.expr.kind, ExprKind::Call(call) if call.strip.as_deref() == Some("MODULE_STATE_")));
+        assert!(
+            matches!(&state.expr.kind, ExprKind::Call(call) if call.strip.as_deref() == Some("MODULE_STATE_"))
+        );
         let step = &declaration.walk[0][0];
         assert_eq!((step.kind, step.of.as_ref().unwrap().name.as_str()), (StepKind::List, "struct module"));
     }
@@ -565,11 +567,20 @@ mod tests {
     #[test]
     fn syntax_errors_say_where_and_what() {
         let cases = [
-            ("CREATE KERNEL TABLE t FROM LIST modules VIA list COLUMNS (a = b)", "line 1, column 41: expected OF"),
+            (
+                "CREATE KERNEL TABLE t FROM LIST modules VIA list COLUMNS (a = b)",
+                "line 1, column 41: expected OF",
+            ),
             ("CREATE KERNEL TABLE t\nFROM QUEUE x COLUMNS (a = b)", "line 2, column 6: expected a container"),
-            ("CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a = )", "expected a member, a global or a function"),
+            (
+                "CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a = )",
+                "expected a member, a global or a function",
+            ),
             ("CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a = nope(b))", "unknown function 'nope'"),
-            ("CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a = d_path(b))", "d_path() takes 2 arguments"),
+            (
+                "CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a = d_path(b))",
+                "d_path() takes 2 arguments",
+            ),
             ("CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a SMALLINT = b)", "SMALLINT UNSIGNED"),
             ("CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a = @nope)", "expected @index"),
             ("CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a = b[x])", "expected an index"),
@@ -584,7 +595,11 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
-        let deep = format!("CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a = {}b{})", "(".repeat(500), ")".repeat(500));
+        let deep = format!(
+            "CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a = {}b{})",
+            "(".repeat(500),
+            ")".repeat(500)
+        );
         assert!(error_of(&deep).contains("nest more than"));
     }
 

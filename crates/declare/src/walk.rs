@@ -205,8 +205,11 @@ impl<'a, 'k> Scan<'a, 'k> {
             for column in &keys {
                 inherited.push(self.eval(&column.expr, &frame));
             }
-            let matches =
-                names.iter().zip(&types).zip(&inherited).all(|((name, ty), value)| allowed(wanted, name, *ty, value));
+            let matches = names
+                .iter()
+                .zip(&types)
+                .zip(&inherited)
+                .all(|((name, ty), value)| allowed(wanted, name, *ty, value));
             if matches {
                 rows.push((frame, inherited));
             }

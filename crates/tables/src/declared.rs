@@ -331,17 +331,18 @@ fn inherited_keys(
 ) -> Vec<(String, kql_declare::ast::ColumnDecl)> {
     let mut keys = Vec::new();
     let mut parent = declaration.parent.as_ref();
-    let mut seen = 0;
-    while let Some(reference) = parent
-        && seen < 8
-    {
+    let mut seen = vec![declaration.name.as_str()];
+    while let Some(reference) = parent {
+        if seen.contains(&reference.table.as_str()) {
+            break; // a cycle: binding reports it
+        }
+        seen.push(&reference.table);
         let Some(declared) = catalog.get(&reference.table) else { break };
         let own = declared.declaration.columns.iter().filter(|c| c.key).cloned();
         let mut level: Vec<_> = own.map(|c| (reference.table.clone(), c)).collect();
         level.append(&mut keys);
         keys = level;
         parent = declared.declaration.parent.as_ref();
-        seen += 1;
     }
     keys
 }
@@ -375,7 +376,8 @@ mod tests {
         let declarations = Declarations::shipped();
         assert_eq!(declarations.all().len(), shipped::DECLARED.len(), "one declaration per file");
         for (file, _) in shipped::DECLARED {
-            let declared = declarations.get(file).unwrap_or_else(|| panic!("tables/{file}.sql declares {file}"));
+            let declared =
+                declarations.get(file).unwrap_or_else(|| panic!("tables/{file}.sql declares {file}"));
             let declaration = &declared.declaration;
             assert!(!declaration.doc.is_empty(), "{file}: the table's description");
             for column in &declaration.columns {
@@ -394,7 +396,8 @@ mod tests {
         for host in HOST_SOURCES {
             let declared = declarations.get(host.table).expect("a host source pairs with a shipped table");
             let spec = leak_spec(&declared.declaration, None, &declarations, Some(host));
-            let scanned = (host.scan)(spec, &ScanRequest::default()).expect("the host source scans this host");
+            let scanned =
+                (host.scan)(spec, &ScanRequest::default()).expect("the host source scans this host");
             assert_eq!(scanned.batch.schema(), spec.schema(), "{}", host.table);
         }
     }
