@@ -172,12 +172,15 @@ pub(crate) enum BytesFormat {
     Mac,
 }
 
-/// Named functions written in Rust.
+/// The path functions written in Rust.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum RustFunction {
-    DPath,
-    DentryPath,
-    KernfsPath,
+pub(crate) enum RustPath {
+    /// `d_path()`: through the mount tree.
+    Mount,
+    /// `dentry_path()`: within one file system.
+    Dentry,
+    /// `kernfs_path()`: within a kernfs.
+    Kernfs,
 }
 
 /// A bound expression.
@@ -196,7 +199,7 @@ pub(crate) enum BExpr {
     Symbol(Box<BExpr>),
     Sum(Place, Scalar),
     Bytes(Place, usize, BytesFormat),
-    Rust(RustFunction, Vec<BExpr>),
+    Rust(RustPath, Vec<BExpr>),
 }
 
 /// A bound container step.
@@ -737,9 +740,9 @@ impl<'a, 'k> Binder<'a, 'k> {
             Function::Hex | Function::Mac => self.bytes(call.function, arg, scope),
             Function::DPath | Function::DentryPath | Function::KernfsPath => {
                 let function = match call.function {
-                    Function::DPath => RustFunction::DPath,
-                    Function::DentryPath => RustFunction::DentryPath,
-                    _ => RustFunction::KernfsPath,
+                    Function::DPath => RustPath::Mount,
+                    Function::DentryPath => RustPath::Dentry,
+                    _ => RustPath::Kernfs,
                 };
                 let args = call.args.iter().map(|a| self.number(a, scope)).collect::<Result<_, _>>()?;
                 Ok(BExpr::Rust(function, args))

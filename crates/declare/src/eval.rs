@@ -8,7 +8,7 @@ use kql_kernel::cgroup;
 use kql_kernel::fs::{self, FileWalker};
 
 use crate::ast::BinOp;
-use crate::bind::{BExpr, BytesFormat, Op, Place, RustFunction, Scalar};
+use crate::bind::{BExpr, BytesFormat, Op, Place, RustPath, Scalar};
 use crate::walk::{Frame, Scan, Value};
 
 impl Scan<'_, '_> {
@@ -166,16 +166,16 @@ impl Scan<'_, '_> {
         }
     }
 
-    fn rust_function(&mut self, function: RustFunction, args: &[u64]) -> Result<String> {
+    fn rust_function(&mut self, function: RustPath, args: &[u64]) -> Result<String> {
         match function {
-            RustFunction::KernfsPath => cgroup::kernfs_path(self.types, &self.mem, args[0]),
-            RustFunction::DPath | RustFunction::DentryPath => {
+            RustPath::Kernfs => cgroup::kernfs_path(self.types, &self.mem, args[0]),
+            RustPath::Mount | RustPath::Dentry => {
                 if self.files.is_none() {
                     self.files = Some(FileWalker::new(self.types)?);
                 }
                 let files = self.files.as_ref().expect("just set");
                 match function {
-                    RustFunction::DPath => files.d_path(&self.mem, args[0], args[1]),
+                    RustPath::Mount => files.d_path(&self.mem, args[0], args[1]),
                     _ => files.dentry_path(&self.mem, args[0]),
                 }
             }

@@ -281,7 +281,7 @@ impl<'a, 'k> Scan<'a, 'k> {
             Some(format!("more than {} objects", self.budget.nodes))
         } else if self.bytes > self.budget.bytes {
             Some(format!("more than {} bytes read", self.budget.bytes))
-        } else if self.nodes % 1024 == 0 && self.started.elapsed() > self.budget.time {
+        } else if self.nodes.is_multiple_of(1024) && self.started.elapsed() > self.budget.time {
             Some(format!("more than {} s", self.budget.time.as_secs()))
         } else {
             None

@@ -12,7 +12,7 @@
 //! checked through it: `select count(*) from slab_caches` exits 0 and says why on stderr.
 
 use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -118,9 +118,7 @@ fn crafted(vmcore: &Path, name: &str, list: &SlabList, patch: Option<(u64, u64)>
     if !reflinked {
         fs::copy(vmcore, &crafted.file).unwrap();
     }
-    let mut permissions = fs::metadata(&crafted.file).unwrap().permissions();
-    permissions.set_readonly(false);
-    fs::set_permissions(&crafted.file, permissions).unwrap();
+    fs::set_permissions(&crafted.file, fs::Permissions::from_mode(0o600)).unwrap();
     let Some((node, next)) = patch else { return crafted };
     let physical = node.checked_sub(list.page_offset_base).filter(|&p| p < 64 << 40);
     let physical = physical.unwrap_or_else(|| panic!("{node:#x} is not in the direct map"));

@@ -4,7 +4,7 @@
 //! the same values, read with BTF and, when the 6.1 debug vmlinux is cached, with DWARF.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, UInt16Type, UInt32Type, UInt64Type};
@@ -53,8 +53,9 @@ fn many_vmcore() -> (PathBuf, PathBuf) {
     kql_rig::vmcores::of(Series::Bookworm61, "many").expect("the many vmcore of 6.1")
 }
 
-fn open(vmcore: &PathBuf, vmlinux: &PathBuf, source: TypeSource) -> Kernel {
-    let mut kernel = Kernel::new(Program::attach(Target::CoreDump(vmcore.clone())).expect("open the vmcore"));
+fn open(vmcore: &Path, vmlinux: &Path, source: TypeSource) -> Kernel {
+    let mut kernel =
+        Kernel::new(Program::attach(Target::CoreDump(vmcore.to_path_buf())).expect("open the vmcore"));
     match source {
         TypeSource::Dwarf => kernel.load_dwarf(DebugInfo::Vmlinux(vmlinux)).expect("DWARF"),
         TypeSource::Btf => kernel.load_btf(None).expect("BTF and kallsyms from the vmcore's memory"),
@@ -169,7 +170,7 @@ fn row(sk: &ListeningSocket) -> Row {
     }
 }
 
-fn check(vmcore: &PathBuf, vmlinux: &PathBuf, source: TypeSource) {
+fn check(vmcore: &Path, vmlinux: &Path, source: TypeSource) {
     let kernel = open(vmcore, vmlinux, source);
     let types = kernel.types(source).unwrap();
     let (declared, warnings) = declared(&types);
