@@ -86,10 +86,7 @@ impl Scan<'_, '_> {
         Ok(match scalar {
             Scalar::Int { size, signed, bits } => Value::Int(self.read_int(address, size, signed, bits)?),
             Scalar::Bool { bits } => Value::Bool(self.read_int(address, 1, false, bits)? != 0),
-            Scalar::Pointer => {
-                self.bytes += 8;
-                Value::Int(i128::from(self.mem.read_u64(address)?))
-            }
+            Scalar::Pointer => Value::Int(self.read_whole_int(address, 8, false)?),
             Scalar::Chars(len) => {
                 self.bytes += len as u64;
                 let bytes = self.mem.bytes(address, len)?;
@@ -123,6 +120,9 @@ impl Scan<'_, '_> {
         signed: bool,
         bits: Option<(u32, u32)>,
     ) -> Result<i128> {
+        if bits.is_none() && matches!(size, 1 | 2 | 4 | 8) {
+            return self.read_whole_int(address, size, signed);
+        }
         let width = bits.map_or(size, |(shift, width)| (shift + width).div_ceil(8) as usize);
         self.bytes += width as u64;
         let bytes = self.mem.bytes(address, width.min(16))?;
@@ -137,6 +137,29 @@ impl Scan<'_, '_> {
             return Ok(value as i128 - (1i128 << bit_width));
         }
         Ok(value as i128)
+    }
+
+    /// A 1-, 2-, 4- or 8-byte integer, decoded without copying.
+    fn read_whole_int(&mut self, address: u64, size: usize, signed: bool) -> Result<i128> {
+        self.bytes += size as u64;
+        let bytes = self.mem.bytes(address, size)?;
+        let value = match *bytes {
+            [a] => u64::from(a),
+            [a, b] => u64::from(u16::from_le_bytes([a, b])),
+            [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+            [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Other,
+                    format!("a {size}-byte read gave {} bytes", bytes.len()),
+                ));
+            }
+        };
+        let shift = 64 - 8 * size as u32;
+        Ok(match signed {
+            true => i128::from(((value << shift) as i64) >> shift),
+            false => i128::from(value),
+        })
     }
 
     /// `sum()` over the elements a `[*]` in `place` spreads to.

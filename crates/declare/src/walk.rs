@@ -124,7 +124,7 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
     let mut scan = Scan::new(types, budget);
     let rows = scan.rows(plan, wanted)?;
     let output = plan.output();
-    let mut values: Vec<Vec<Value>> = vec![Vec::with_capacity(rows.len()); output.len()];
+    let mut values: Vec<Vec<Value>> = output.iter().map(|_| Vec::with_capacity(rows.len())).collect();
     let others: Vec<_> = plan.columns.iter().filter(|c| !c.key).collect();
     let (key_positions, other_positions) = (plan.key_positions(), plan.other_positions());
     for (frame, keys) in rows {
@@ -329,6 +329,7 @@ impl<'a, 'k> Scan<'a, 'k> {
             StepKind::Percpu => self.percpu_objects(at, frame)?,
             StepKind::Tree => self.tree_objects(step, at, frame)?,
         };
+        out.reserve(objects.len());
         for (object, mut frame) in objects {
             self.visit()?;
             if !is_kernel_address(object) {
@@ -470,7 +471,8 @@ impl<'a, 'k> Scan<'a, 'k> {
     /// The pointer at `address`, which must be NULL or a kernel address.
     fn read_pointer(&mut self, address: u64) -> Result<u64> {
         self.bytes += 8;
-        let pointer = self.mem.read_u64(address)?;
+        let bytes = self.mem.bytes(address, 8)?;
+        let pointer = u64::from_le_bytes(bytes[..8].try_into().expect("an 8-byte read"));
         match pointer == 0 || is_kernel_address(pointer) {
             true => Ok(pointer),
             false => Err(Error::new(
