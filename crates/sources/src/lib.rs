@@ -11,6 +11,7 @@
 //!
 //! The tables in `kql-tables` turn what these return into Arrow record batches.
 
+mod lines;
 pub mod mountinfo;
 pub mod netns;
 pub mod proc_modules;

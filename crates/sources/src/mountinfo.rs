@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 
+use crate::lines;
 use crate::proc_scan::target_pids;
 
 /// One mount, one line of `/proc/PID/mountinfo`.
@@ -114,15 +115,7 @@ fn read_path(path: &str) -> io::Result<Vec<MountRow>> {
 
 /// Parse `text`, read from `path` (named in errors).
 fn parse_text(text: &str, path: &str) -> io::Result<Vec<MountRow>> {
-    text.lines()
-        .enumerate()
-        .map(|(index, line)| parse_mount(line).ok_or_else(|| malformed(path, index + 1, line)))
-        .collect()
-}
-
-/// An `InvalidData` error for line `line_no` (1-based) of `path`.
-fn malformed(path: &str, line_no: usize, line: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("{path} line {line_no}: malformed: {line:?}"))
+    lines::parse_each(text, path, parse_mount)
 }
 
 /// Decode one line of `mountinfo`, `None` if it is malformed.

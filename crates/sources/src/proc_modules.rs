@@ -33,6 +33,8 @@
 
 use std::io;
 
+use crate::lines;
+
 /// The kernel's list of loaded modules.
 const MODULES_PATH: &str = "/proc/modules";
 
@@ -77,15 +79,7 @@ pub fn read_modules() -> io::Result<Vec<ModuleRow>> {
 ///
 /// Errors: a malformed line (`InvalidData`, naming the line number and its text).
 pub fn parse_modules(text: &str) -> io::Result<Vec<ModuleRow>> {
-    text.lines()
-        .enumerate()
-        .map(|(index, line)| parse_module(line).ok_or_else(|| malformed(index + 1, line)))
-        .collect()
-}
-
-/// An `InvalidData` error for line `line_no` (1-based) of `/proc/modules`.
-fn malformed(line_no: usize, line: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("{MODULES_PATH} line {line_no}: malformed: {line:?}"))
+    lines::parse_each(text, MODULES_PATH, parse_module)
 }
 
 /// Decode one line of `/proc/modules`, `None` if it is malformed.

@@ -29,6 +29,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::lines::malformed;
 use crate::sock_diag::TcpSocket;
 
 /// The calling thread's table of IPv4 TCP sockets.
@@ -83,11 +84,6 @@ fn parse_table(text: &[u8], path: &str, family: u8, states: u32, out: &mut Vec<T
         }
     }
     Ok(())
-}
-
-/// An `InvalidData` error for line `line_no` (1-based) of table `path`.
-fn malformed(path: &str, line_no: usize, what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("{path} line {line_no}: malformed: {what}"))
 }
 
 /// Decode one socket line of a table of `family` sockets, `None` if it is malformed. Only
