@@ -215,23 +215,16 @@ impl Program {
 
     /// The global variable, function or constant `name`.
     pub fn object(&self, name: &str) -> Result<Object<'_>> {
-        let c_name = c_string(name)?;
-        let mut object = Object::new(self);
-        // SAFETY: `object` was initialised for this program; a NULL filename searches all files.
-        Error::check(unsafe {
-            sys::drgn_program_find_object(
-                self.raw.as_ptr(),
-                c_name.as_ptr(),
-                ptr::null(),
-                sys::DRGN_FIND_OBJECT_ANY,
-                object.raw_mut(),
-            )
-        })?;
-        Ok(object)
+        self.find_object(name, sys::DRGN_FIND_OBJECT_ANY)
     }
 
     /// The global variable `name` (not a function or an enumerator).
     pub fn variable(&self, name: &str) -> Result<Object<'_>> {
+        self.find_object(name, sys::DRGN_FIND_OBJECT_VARIABLE)
+    }
+
+    /// The global `name` of the kinds `flags` allows.
+    fn find_object(&self, name: &str, flags: sys::drgn_find_object_flags) -> Result<Object<'_>> {
         let c_name = c_string(name)?;
         let mut object = Object::new(self);
         // SAFETY: `object` was initialised for this program; a NULL filename searches all files.
@@ -240,7 +233,7 @@ impl Program {
                 self.raw.as_ptr(),
                 c_name.as_ptr(),
                 ptr::null(),
-                sys::DRGN_FIND_OBJECT_VARIABLE,
+                flags,
                 object.raw_mut(),
             )
         })?;
