@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use datafusion::arrow::array::{ArrayRef, new_null_array};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use kql_declare::bind::{Binder, Plan};
@@ -40,6 +42,21 @@ pub struct HostSource {
     pub doc: &'static str,
     /// Fills every column of `spec` (the declaration's), or fails naming one it cannot.
     pub scan: fn(&TableSpec, &ScanRequest) -> Result<Scanned>,
+}
+
+/// The rows a host source read as the declared table's columns: `column` fills each by name,
+/// and `address` (a kernel address no host file gives) is NULL.
+pub fn host_batch<R>(
+    spec: &TableSpec,
+    rows: &[R],
+    column: fn(&str, &[R]) -> Result<ArrayRef>,
+) -> Result<Scanned> {
+    let array = |name: &str| match name {
+        kql_declare::bind::ADDRESS => Ok(new_null_array(&DataType::UInt64, rows.len())),
+        name => column(name, rows),
+    };
+    let columns = spec.columns.iter().map(|c| array(c.name)).collect::<Result<Vec<_>>>()?;
+    Ok(Scanned { batch: RecordBatch::try_new(spec.schema(), columns)?, warnings: Vec::new() })
 }
 
 /// Every host source, one line each.

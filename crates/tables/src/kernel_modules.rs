@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, UInt64Array};
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use kql_engine::{ScanRequest, Scanned, SourceKind, TableSpec};
 use kql_sources::proc_modules::{self, ModuleRow};
 
-use crate::declared::HostSource;
+use crate::declared::{self, HostSource};
 
 /// `/proc/modules`.
 pub const HOST: HostSource = HostSource {
@@ -26,8 +25,7 @@ fn scan(spec: &TableSpec, request: &ScanRequest) -> Result<Scanned> {
         let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
         rows.retain(|row| names.contains(&row.name));
     }
-    let columns = spec.columns.iter().map(|c| column(c.name, &rows)).collect::<Result<Vec<_>>>()?;
-    Ok(Scanned { batch: RecordBatch::try_new(spec.schema(), columns)?, warnings: Vec::new() })
+    declared::host_batch(spec, &rows, column)
 }
 
 fn column(name: &str, rows: &[ModuleRow]) -> Result<ArrayRef> {
@@ -37,7 +35,6 @@ fn column(name: &str, rows: &[ModuleRow]) -> Result<ArrayRef> {
         "size" => Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.size))),
         "refcount" => Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.refcount))),
         "base" => Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.address))),
-        "address" => Arc::new(UInt64Array::from_iter(rows.iter().map(|_| None::<u64>))),
         other => {
             return Err(DataFusionError::Execution(format!(
                 "kernel_modules: /proc/modules has no column {other}"

@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, StringArray, UInt32Array, UInt64Array};
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::array::{ArrayRef, StringArray, UInt32Array};
 use datafusion::error::{DataFusionError, Result};
 use kql_engine::{ScanRequest, Scanned, SourceKind, TableSpec};
 use kql_sources::mountinfo::{self, MountRow};
 
-use crate::declared::HostSource;
+use crate::declared::{self, HostSource};
 
 /// `/proc/self/mountinfo`.
 pub const HOST: HostSource = HostSource {
@@ -26,8 +25,7 @@ fn scan(spec: &TableSpec, request: &ScanRequest) -> Result<Scanned> {
     if let Some(ids) = request.keys.values::<u32>("mount_id") {
         rows.retain(|row| ids.contains(&row.mount_id));
     }
-    let columns = spec.columns.iter().map(|c| column(c.name, &rows)).collect::<Result<Vec<_>>>()?;
-    Ok(Scanned { batch: RecordBatch::try_new(spec.schema(), columns)?, warnings: Vec::new() })
+    declared::host_batch(spec, &rows, column)
 }
 
 fn column(name: &str, rows: &[MountRow]) -> Result<ArrayRef> {
@@ -44,7 +42,6 @@ fn column(name: &str, rows: &[MountRow]) -> Result<ArrayRef> {
         "mount_point" => text(|r| &r.mount_point),
         "fstype" => text(|r| &r.fstype),
         "source" => text(|r| &r.source),
-        "address" => Arc::new(UInt64Array::from_iter(rows.iter().map(|_| None::<u64>))),
         other => return Err(DataFusionError::Execution(format!("mounts: mountinfo has no column {other}"))),
     })
 }
