@@ -316,13 +316,14 @@ impl<'a, 'k> Scan<'a, 'k> {
             }
             StepKind::Rbtree => {
                 let root = self.read_pointer(at + step.head)?;
-                let tree = match self.rbtree.take() {
-                    Some(tree) => tree,
-                    None => RbTree::new(self.types)?,
-                };
-                let nodes = tree.nodes(&self.mem, root, &step.what);
-                self.rbtree = Some(tree);
-                nodes?.into_iter().map(|node| (node.wrapping_sub(step.link), *frame)).collect()
+                if self.rbtree.is_none() {
+                    self.rbtree = Some(RbTree::new(self.types)?);
+                }
+                let tree = self.rbtree.as_ref().expect("just set");
+                tree.nodes(&self.mem, root, &step.what)?
+                    .into_iter()
+                    .map(|node| (node.wrapping_sub(step.link), *frame))
+                    .collect()
             }
             StepKind::Xarray | StepKind::Idr => self.xarray_objects(step, at, frame, indexes)?,
             StepKind::Array => self.array_objects(step, at, frame, indexes)?,
@@ -357,10 +358,10 @@ impl<'a, 'k> Scan<'a, 'k> {
             None => 0,
         };
         let xa = at + step.head;
-        let xarray = match self.xarray.take() {
-            Some(xarray) => xarray,
-            None => XArray::new(self.types)?,
-        };
+        if self.xarray.is_none() {
+            self.xarray = Some(XArray::new(self.types)?);
+        }
+        let xarray = self.xarray.as_ref().expect("just set");
         let entries = match indexes {
             None => xarray.entries(&self.mem, xa, &step.what),
             Some(indexes) => {
@@ -374,7 +375,6 @@ impl<'a, 'k> Scan<'a, 'k> {
                     .collect()
             }
         };
-        self.xarray = Some(xarray);
         Ok(entries?
             .into_iter()
             .map(|(index, entry)| (entry, Frame { index: Some(index + base), ..*frame }))
