@@ -4,7 +4,7 @@
 //! A read that fails is NULL, counted by the scan.
 
 use kql_drgn::{Error, ErrorKind, Result};
-use kql_kernel::cgroup;
+use kql_kernel::cgroup::CgroupIds;
 use kql_kernel::fs::{self, FileWalker};
 
 use crate::ast::BinOp;
@@ -191,7 +191,12 @@ impl Scan<'_, '_> {
 
     fn rust_function(&mut self, function: RustPath, args: &[u64]) -> Result<String> {
         match function {
-            RustPath::Kernfs => cgroup::kernfs_path(self.types, &self.mem, args[0]),
+            RustPath::Kernfs => {
+                if self.kernfs.is_none() {
+                    self.kernfs = Some(CgroupIds::new(self.types)?);
+                }
+                self.kernfs.as_ref().expect("just set").kernfs_path(&self.mem, args[0])
+            }
             RustPath::Mount | RustPath::Dentry => {
                 if self.files.is_none() {
                     self.files = Some(FileWalker::new(self.types)?);

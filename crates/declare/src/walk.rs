@@ -19,6 +19,7 @@ use datafusion::arrow::array::{
 };
 use kql_drgn::{Error, ErrorKind, Result};
 use kql_engine::ColumnType;
+use kql_kernel::cgroup::CgroupIds;
 use kql_kernel::fs::FileWalker;
 use kql_kernel::rbtree::RbTree;
 use kql_kernel::xarray::XArray;
@@ -103,6 +104,7 @@ pub(crate) struct Scan<'a, 'k> {
     xarray: Option<XArray>,
     cpus: Option<Vec<(u32, u64)>>,
     pub files: Option<FileWalker>,
+    pub kernfs: Option<CgroupIds>,
 }
 
 /// Failures of one kind, counted, the first kept.
@@ -168,6 +170,7 @@ impl<'a, 'k> Scan<'a, 'k> {
             xarray: None,
             cpus: None,
             files: None,
+            kernfs: None,
         }
     }
 

@@ -32,11 +32,12 @@ impl CgroupIds {
 
     /// The cgroup's path from the root of its hierarchy, as `/proc/PID/cgroup` shows it.
     pub fn path(&self, mem: &Memory, cgroup: u64) -> Result<String> {
-        self.node_path(mem, mem.read_u64(cgroup + self.kn)?)
+        self.kernfs_path(mem, mem.read_u64(cgroup + self.kn)?)
     }
 
-    /// The path of the `struct kernfs_node` at `kn` from its root (the root itself is `/`).
-    fn node_path(&self, mem: &Memory, kn: u64) -> Result<String> {
+    /// The path of the `struct kernfs_node` at `kn` from the root of its kernfs (a cgroup's
+    /// path within its hierarchy, a sysfs node's within /sys; the root itself is `/`).
+    pub fn kernfs_path(&self, mem: &Memory, kn: u64) -> Result<String> {
         let mut names = Vec::new();
         let mut kn = kn;
         while kn != 0 && names.len() < 4096 {
@@ -51,10 +52,4 @@ impl CgroupIds {
         names.reverse();
         Ok(format!("/{}", names.join("/")))
     }
-}
-
-/// The path of the `struct kernfs_node` at `kn` from the root of its kernfs (a cgroup's
-/// path within its hierarchy, a sysfs node's within /sys).
-pub fn kernfs_path(types: &Types, mem: &Memory, kn: u64) -> Result<String> {
-    CgroupIds::new(types)?.node_path(mem, kn)
 }
