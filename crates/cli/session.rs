@@ -9,6 +9,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::sql::parser::{DFParser, Statement};
@@ -47,7 +48,8 @@ impl Session {
     /// `format`.
     pub fn new(format: Format, target: &Arc<Target>, declarations: Declarations) -> Result<Self, CliError> {
         let engine = kql_tables::engine_with(target, &declarations)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| CliError::new(format!("cannot start the query runtime: {e}")))?;
@@ -114,12 +116,7 @@ impl Session {
             let Some(statement) = self.run_kql(statement)? else { continue };
             let started = Instant::now();
             let progress = Progress::start(self.engine.scan_log());
-            let result = self.runtime.block_on(async {
-                tokio::select! {
-                    result = self.engine.run_statement(statement, params) => Some(result),
-                    _ = tokio::signal::ctrl_c() => None,
-                }
-            });
+            let result = self.run_cancellable(statement, params);
             drop(progress);
             self.print_warnings();
             let Some(result) = result else { return Ok(Outcome::Cancelled) };
@@ -130,6 +127,30 @@ impl Session {
             }
         }
         Ok(Outcome::Done)
+    }
+
+    /// Runs `statement` on a worker thread while this one waits for it or for Ctrl-C, so that
+    /// a plan computing without a pause (a large cross join) cannot hold off the cancel.
+    /// `None`: cancelled; the statement is aborted at its next pause.
+    fn run_cancellable(
+        &self,
+        statement: Statement,
+        params: &ParamValues,
+    ) -> Option<Result<(SchemaRef, Vec<RecordBatch>), CliError>> {
+        let mut task = self.runtime.spawn(self.engine.run_statement(statement, params));
+        let joined = self.runtime.block_on(async {
+            tokio::select! {
+                joined = &mut task => Some(joined),
+                _ = tokio::signal::ctrl_c() => None,
+            }
+        });
+        if joined.is_none() {
+            task.abort();
+        }
+        joined.map(|joined| match joined {
+            Ok(result) => result.map_err(CliError::from),
+            Err(failed) => Err(CliError::new(format!("the statement failed: {failed}"))),
+        })
     }
 
     /// Runs a kernel-table statement, or hands SQL back for DataFusion.

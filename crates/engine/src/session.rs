@@ -112,15 +112,19 @@ impl Engine {
     }
 
     /// Plan and run one parsed statement, its `$name` placeholders bound to `params` (values,
-    /// never SQL text), returning its schema and rows.
-    pub async fn run_statement(
+    /// never SQL text), returning its schema and rows. The future owns what it needs (the
+    /// session context is shared), so a caller can spawn it and stay free to cancel it.
+    pub fn run_statement(
         &self,
         statement: Statement,
         params: &ParamValues,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let plan = self.context.state().statement_to_plan(statement).await?;
-        let plan = plan.with_param_values(params.clone())?;
-        collect(self.context.execute_logical_plan(plan).await?).await
+    ) -> impl Future<Output = Result<(SchemaRef, Vec<RecordBatch>)>> + Send + 'static {
+        let (context, params) = (self.context.clone(), params.clone());
+        async move {
+            let plan = context.state().statement_to_plan(statement).await?;
+            let plan = plan.with_param_values(params)?;
+            collect(context.execute_logical_plan(plan).await?).await
+        }
     }
 }
 
