@@ -26,9 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -751,28 +749,21 @@ fn write_atomically(path: &Path, contents: &str) -> Result<()> {
 }
 
 /// An exclusive `flock` held until dropped (closing the file releases it).
-struct Lock {
+pub(crate) struct Lock {
     _file: File,
 }
 
 impl Lock {
-    fn exclusive(path: &Path) -> Result<Lock> {
+    /// Holds an exclusive `flock` on `path` (created if need be) until dropped.
+    pub(crate) fn exclusive(path: &Path) -> Result<Lock> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)
             .map_err(|e| rig_error!("cannot open {}: {e}", path.display()))?;
-        loop {
-            // SAFETY: the descriptor belongs to `file`, which is open for the whole call.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(Lock { _file: file });
-            }
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(rig_error!("cannot lock {}: {error}", path.display()));
-            }
-        }
+        file.lock().map_err(|e| rig_error!("cannot lock {}: {e}", path.display()))?;
+        Ok(Lock { _file: file })
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::Result;
 use crate::guest::{BootOptions, Guest};
-use crate::kernels::Kernel;
+use crate::kernels::{Kernel, Lock};
 
 /// The cached vmcore of `kernel` running `scenario`, dumped now if there is none yet.
 pub fn cached(kernel: &Kernel, scenario: &str, workload: &Path) -> Result<PathBuf> {
@@ -15,6 +15,10 @@ pub fn cached(kernel: &Kernel, scenario: &str, workload: &Path) -> Result<PathBu
         return Ok(path);
     }
     std::fs::create_dir_all(&dir)?;
+    let _lock = Lock::exclusive(&dir.join(".lock"))?;
+    if path.exists() {
+        return Ok(path);
+    }
     let partial = path.with_extension(format!("partial.{}", std::process::id()));
     let guest = Guest::boot(&BootOptions::new(kernel, scenario, workload))?;
     guest.dump(&partial)?;
