@@ -15,6 +15,7 @@ use kql_kernel::{KernelType, Shape, Types};
 
 use crate::DeclareError;
 use crate::ast::*;
+use crate::span::ObjectSpan;
 
 /// How many declarations a chain of `PARENT`s may span.
 const MAX_PARENTS: usize = 8;
@@ -34,6 +35,8 @@ pub struct Plan {
     pub(crate) parent: Option<Box<Plan>>,
     /// The type of the row objects, e.g. `struct module`.
     pub object_type: String,
+    /// The bytes of each row object its columns read directly.
+    pub(crate) span: Option<ObjectSpan>,
 }
 
 impl Plan {
@@ -314,11 +317,13 @@ impl<'a, 'k> Binder<'a, 'k> {
             bound: &bound,
             spread: false,
         };
-        let columns =
+        let columns: Vec<BoundColumn> =
             declaration.columns.iter().map(|c| self.bind_column(c, scope)).collect::<Result<_, _>>()?;
+        let span = ObjectSpan::of(&columns);
         Ok(Plan {
             name: declaration.name.clone(),
             steps,
+            span,
             columns,
             parent: parent.map(|(plan, _)| Box::new(plan)),
             object_type: object.name(),

@@ -64,7 +64,7 @@ impl Scan<'_, '_> {
             BExpr::Bytes(place, len, format) => match self.resolve(place, frame)? {
                 Some(address) => {
                     self.bytes += *len as u64;
-                    Value::Text(format_bytes(&self.mem.bytes(address, *len)?, *format))
+                    Value::Text(format_bytes(&self.fetch(address, *len)?, *format))
                 }
                 None => Value::Null,
             },
@@ -89,13 +89,14 @@ impl Scan<'_, '_> {
             Scalar::Pointer => Value::Int(self.read_whole_int(address, 8, false)?),
             Scalar::Chars(len) => {
                 self.bytes += len as u64;
-                let bytes = self.mem.bytes(address, len)?;
+                let bytes = self.fetch(address, len)?;
                 let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
                 Value::Text(String::from_utf8_lossy(&bytes[..end]).into_owned())
             }
             Scalar::CharPointer(max) => {
                 self.bytes += 8;
-                match self.mem.read_u64(address)? {
+                let pointer = u64::from_le_bytes(self.fetch(address, 8)?[..8].try_into().expect("8 bytes"));
+                match pointer {
                     0 => Value::Null,
                     text if crate::walk::is_kernel_address(text) => {
                         let string = fs::read_c_string(&self.mem, text, max)?;
@@ -125,7 +126,7 @@ impl Scan<'_, '_> {
         }
         let width = bits.map_or(size, |(shift, width)| (shift + width).div_ceil(8) as usize);
         self.bytes += width as u64;
-        let bytes = self.mem.bytes(address, width.min(16))?;
+        let bytes = self.fetch(address, width.min(16))?;
         let mut word = [0u8; 16];
         word[..bytes.len()].copy_from_slice(&bytes);
         let raw = u128::from_le_bytes(word);
@@ -142,7 +143,7 @@ impl Scan<'_, '_> {
     /// A 1-, 2-, 4- or 8-byte integer, decoded without copying.
     fn read_whole_int(&mut self, address: u64, size: usize, signed: bool) -> Result<i128> {
         self.bytes += size as u64;
-        let bytes = self.mem.bytes(address, size)?;
+        let bytes = self.fetch(address, size)?;
         let value = match *bytes {
             [a] => u64::from(a),
             [a, b] => u64::from(u16::from_le_bytes([a, b])),

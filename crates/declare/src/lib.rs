@@ -13,8 +13,10 @@
 
 pub mod ast;
 pub mod bind;
+mod column;
 mod eval;
 pub mod parser;
+mod span;
 pub mod walk;
 
 use std::fmt;

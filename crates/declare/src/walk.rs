@@ -9,14 +9,11 @@
 //! be walked is skipped and counted the same way; a scan stops with an error past its
 //! [`Budget`] of nodes, bytes and time.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt16Array,
-    UInt32Array, UInt64Array,
-};
+use datafusion::arrow::array::ArrayRef;
 use kql_drgn::{Error, ErrorKind, Result};
 use kql_engine::ColumnType;
 use kql_kernel::cgroup::CgroupIds;
@@ -27,6 +24,8 @@ use kql_kernel::{Memory, Types, list, percpu};
 
 use crate::ast::{BoundName, StepKind};
 use crate::bind::{Base, BoundStep, Op, Place, Plan};
+use crate::column::Column;
+use crate::span::{ObjectSpan, Window};
 
 /// The most a scan may do before it stops with an error.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +104,8 @@ pub(crate) struct Scan<'a, 'k> {
     cpus: Option<Vec<(u32, u64)>>,
     pub files: Option<FileWalker>,
     pub kernfs: Option<CgroupIds>,
+    /// The span of the row object being computed, fetched once.
+    window: Option<Window<'k>>,
 }
 
 /// Failures of one kind, counted, the first kept.
@@ -125,26 +126,29 @@ impl Faults {
 pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Result<Scanned> {
     let mut scan = Scan::new(types, budget);
     let rows = scan.rows(plan, wanted)?;
-    let output = plan.output();
-    let mut values: Vec<Vec<Value>> = output.iter().map(|_| Vec::with_capacity(rows.len())).collect();
+    let mut columns: Vec<Column> =
+        plan.output().iter().map(|(name, ty)| Column::new(name, *ty, rows.len())).collect();
     let others: Vec<_> = plan.columns.iter().filter(|c| !c.key).collect();
     let (key_positions, other_positions) = (plan.key_positions(), plan.other_positions());
+    let address = columns.len() - 1;
+    let mut misfits = Faults::default();
+    let mut put = |column: &mut Column, value: Value| {
+        if let Err(message) = column.push(value) {
+            misfits.add(&Error::new(ErrorKind::Other, message));
+        }
+    };
     for (frame, keys) in rows {
+        scan.focus(frame.object, plan.span);
         for (&column, value) in key_positions.iter().zip(keys) {
-            values[column].push(value);
+            put(&mut columns[column], value);
         }
         for (&column, bound) in other_positions.iter().zip(&others) {
             let value = scan.eval(&bound.expr, &frame);
-            values[column].push(value);
+            put(&mut columns[column], value);
         }
-        values[output.len() - 1].push(Value::Int(i128::from(frame.object)));
+        put(&mut columns[address], Value::Int(i128::from(frame.object)));
     }
-    let mut misfits = Faults::default();
-    let columns = output
-        .iter()
-        .zip(values)
-        .map(|((name, ty), column)| to_array(name, *ty, column, &mut misfits))
-        .collect();
+    let columns = columns.into_iter().map(Column::finish).collect();
     let mut warnings = scan.warnings(&plan.name);
     if let Some(first) = misfits.first {
         warnings.push(format!(
@@ -171,6 +175,7 @@ impl<'a, 'k> Scan<'a, 'k> {
             cpus: None,
             files: None,
             kernfs: None,
+            window: None,
         }
     }
 
@@ -191,6 +196,26 @@ impl<'a, 'k> Scan<'a, 'k> {
         warnings
     }
 
+    /// Fetches `span` of the object at `object` (unless it is already the window) so that
+    /// the reads of its columns come from it; reads it does not hold go to memory.
+    fn focus(&mut self, object: u64, span: Option<ObjectSpan>) {
+        let Some(span) = span else { return };
+        if self.window.as_ref().is_some_and(|window| window.holds(object, span)) {
+            return;
+        }
+        let start = object.wrapping_add_signed(span.start);
+        self.window = self.mem.bytes(start, span.len).ok().map(|bytes| Window::new(start, bytes));
+        self.bytes += span.len as u64;
+    }
+
+    /// The `len` bytes at `address`: from the window when it holds them, else from memory.
+    pub fn fetch(&self, address: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+        match self.window.as_ref().and_then(|window| window.get(address, len)) {
+            Some(bytes) => Ok(Cow::Borrowed(bytes)),
+            None => self.mem.bytes(address, len),
+        }
+    }
+
     /// Counts a read failure; the value becomes NULL.
     pub fn fault(&mut self, error: &Error) {
         self.faults.add(error);
@@ -205,6 +230,7 @@ impl<'a, 'k> Scan<'a, 'k> {
         let keys: Vec<_> = plan.columns.iter().filter(|c| c.key).collect();
         let mut rows = Vec::with_capacity(found.len());
         for Found { frame, mut inherited } in found {
+            self.focus(frame.object, plan.span);
             for column in &keys {
                 inherited.push(self.eval(&column.expr, &frame));
             }
@@ -474,7 +500,7 @@ impl<'a, 'k> Scan<'a, 'k> {
     /// The pointer at `address`, which must be NULL or a kernel address.
     fn read_pointer(&mut self, address: u64) -> Result<u64> {
         self.bytes += 8;
-        let bytes = self.mem.bytes(address, 8)?;
+        let bytes = self.fetch(address, 8)?;
         let pointer = u64::from_le_bytes(bytes[..8].try_into().expect("an 8-byte read"));
         match pointer == 0 || is_kernel_address(pointer) {
             true => Ok(pointer),
@@ -535,56 +561,6 @@ pub(crate) fn is_kernel_address(address: u64) -> bool {
 
 fn allowed(wanted: &Wanted, column: &str, ty: ColumnType, value: &Value) -> bool {
     wanted.get(column).is_none_or(|values| values.contains(&key_form(value, ty)))
-}
-
-/// A column of values as an Arrow array of `ty`; values that do not fit are NULL, counted.
-fn to_array(name: &str, ty: ColumnType, values: Vec<Value>, misfits: &mut Faults) -> ArrayRef {
-    let mut misfit = |value: &Value| {
-        misfits.add(&Error::new(
-            ErrorKind::Other,
-            format!("column {name}: {value:?} is not a {}", ty.sql_name()),
-        ));
-    };
-    let int = |value: &Value| match value {
-        Value::Int(n) => Some(*n),
-        Value::Bool(b) => Some(i128::from(*b)),
-        _ => None,
-    };
-    macro_rules! ints {
-        ($array:ty, $t:ty) => {
-            Arc::new(<$array>::from_iter(values.iter().map(|v| match v {
-                Value::Null => None,
-                v => {
-                    let fitted = int(v).and_then(|n| <$t>::try_from(n).ok());
-                    if fitted.is_none() {
-                        misfit(v);
-                    }
-                    fitted
-                }
-            }))) as ArrayRef
-        };
-    }
-    match ty {
-        ColumnType::UInt16 => ints!(UInt16Array, u16),
-        ColumnType::Int32 => ints!(Int32Array, i32),
-        ColumnType::UInt32 => ints!(UInt32Array, u32),
-        ColumnType::Int64 => ints!(Int64Array, i64),
-        ColumnType::UInt64 => ints!(UInt64Array, u64),
-        ColumnType::Timestamp => {
-            let array = ints!(TimestampNanosecondArray, i64);
-            datafusion::arrow::compute::cast(&array, &ty.arrow()).unwrap_or(array)
-        }
-        ColumnType::Boolean => Arc::new(BooleanArray::from_iter(values.iter().map(|v| match v {
-            Value::Null => None,
-            v => int(v).map(|n| n != 0),
-        }))),
-        ColumnType::Utf8 => Arc::new(StringArray::from_iter(values.into_iter().map(|v| match v {
-            Value::Null => None,
-            Value::Text(text) => Some(text),
-            Value::Int(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-        }))),
-    }
 }
 
 /// The key-column constraints of `keys` that `plan`'s scan can use, as values of the
