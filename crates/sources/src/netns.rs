@@ -4,7 +4,7 @@
 //! `/proc/PID/ns/net` link of every process and the `ip netns` bind mounts under
 //! `/run/netns`), and [`run_in`], which executes a closure on a helper thread that has
 //! joined a namespace with `setns(2)`, so the caller's own thread never changes namespace.
-//! Netlink dumps such as [`crate::sock_diag::dump_tcp`] look at the namespace of the thread
+//! Netlink dumps such as [`crate::inet_diag::dump_inet`] look at the namespace of the thread
 //! that calls them, which makes `run_in` the way to inspect another namespace.
 
 use std::collections::BTreeMap;
@@ -157,7 +157,9 @@ pub fn run_in<T: Send>(ns: &NetNamespace, f: impl FnOnce() -> T + Send) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sock_diag::{TCP_LISTEN, dump_tcp, interface_name};
+    use crate::inet_diag::dump_inet;
+    use crate::inet_socket::{InetProtocol, TCP_LISTEN};
+    use crate::interfaces::interface_name;
     use std::net::TcpListener;
     use std::process::Command;
 
@@ -208,7 +210,7 @@ mod tests {
             assert_eq!(interface_name(1).as_deref(), Some("lo"));
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let inode = fd_inode(&listener);
-            let socks = dump_tcp(1 << TCP_LISTEN).unwrap();
+            let socks = dump_inet(InetProtocol::Tcp, 1 << TCP_LISTEN).unwrap();
             let seen = socks.iter().any(|s| {
                 s.inode == inode && Some(s.local_port) == listener.local_addr().ok().map(|a| a.port())
             });
@@ -219,7 +221,7 @@ mod tests {
         // The caller's thread stayed home, and the host dump does not see the listener.
         assert_eq!(thread_netns_inode().unwrap(), host);
         let inode = fd_inode(&listener);
-        let host_socks = dump_tcp(1 << TCP_LISTEN).unwrap();
+        let host_socks = dump_inet(InetProtocol::Tcp, 1 << TCP_LISTEN).unwrap();
         assert!(!host_socks.iter().any(|s| s.inode == inode));
         drop(listener);
 

@@ -18,9 +18,11 @@ use datafusion::error::{DataFusionError, Result};
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
 use kql_kernel::Types;
 use kql_kernel::net::{ListeningHash, ListeningSocket, SockWalker};
+use kql_sources::inet_diag;
+use kql_sources::inet_socket::{InetProtocol, InetSocket, TCP_LISTEN};
+use kql_sources::interfaces::interface_name;
 use kql_sources::netns::{self, NetNamespace};
-use kql_sources::proc_net_tcp;
-use kql_sources::sock_diag::{self, TCP_LISTEN, TcpSocket};
+use kql_sources::proc_net_inet;
 
 use crate::kernel_walk;
 use crate::table::TableScan;
@@ -111,7 +113,7 @@ impl TableScan for TcpListeners {
 /// One listener with what only some sources know.
 struct Listener {
     netns: u64,
-    socket: TcpSocket,
+    socket: InetSocket,
     /// The listen() backlog, unknown to /proc/net/tcp.
     send_q: Option<u32>,
     bound_dev: Option<String>,
@@ -129,8 +131,9 @@ fn kernel_listeners(target: &Target, binding: &Binding) -> Result<Vec<Listener>>
 }
 
 fn kernel_row(sk: ListeningSocket) -> Listener {
-    let socket = TcpSocket {
+    let socket = InetSocket {
         family: sk.family as u8,
+        protocol: InetProtocol::Tcp,
         state: sk.state,
         recv_q: sk.ack_backlog,
         send_q: sk.max_ack_backlog,
@@ -140,10 +143,15 @@ fn kernel_row(sk: ListeningSocket) -> Listener {
         peer_port: sk.peer_port,
         inode: sk.inode,
         uid: sk.uid,
-        bound_ifindex: 0,
+        bound_ifindex: None,
         v6only: sk.v6only,
         cgroup_id: sk.cgroup_id,
-        cookie: sk.cookie.unwrap_or(0),
+        cookie: sk.cookie,
+        timer: None,
+        info: None,
+        congestion: None,
+        skmem: None,
+        drops: None,
     };
     Listener {
         netns: sk.netns,
@@ -195,19 +203,16 @@ fn host_listeners(
 fn dump_namespace(kind: SourceKind, ns: &NetNamespace) -> std::io::Result<Vec<Listener>> {
     let sockets = netns::run_in(ns, || {
         let sockets = match kind {
-            SourceKind::Procfs => proc_net_tcp::read_tcp(1 << TCP_LISTEN)?,
-            _ => sock_diag::dump_tcp(1 << TCP_LISTEN)?,
+            SourceKind::Procfs => proc_net_inet::read_tcp(1 << TCP_LISTEN)?,
+            _ => inet_diag::dump_inet_summary(InetProtocol::Tcp, 1 << TCP_LISTEN)?,
         };
         let named = sockets.into_iter().map(|socket| {
-            let bound_dev = match socket.bound_ifindex {
-                0 => None,
-                index => sock_diag::interface_name(index),
-            };
+            let bound_dev = socket.bound_ifindex.and_then(interface_name);
             (socket, bound_dev)
         });
         Ok::<_, std::io::Error>(named.collect::<Vec<_>>())
     })??;
-    let send_q = |socket: &TcpSocket| (kind != SourceKind::Procfs).then_some(socket.send_q);
+    let send_q = |socket: &InetSocket| (kind != SourceKind::Procfs).then_some(socket.send_q);
     Ok(sockets
         .into_iter()
         .map(|(socket, bound_dev)| Listener {
@@ -233,7 +238,7 @@ fn ss_address(addr: IpAddr, v6only: bool) -> String {
 
 fn to_batch(rows: &[Listener]) -> Result<RecordBatch> {
     let sockets = || rows.iter().map(|r| &r.socket);
-    let v6only = |s: &TcpSocket| s.v6only.unwrap_or(false);
+    let v6only = |s: &InetSocket| s.v6only.unwrap_or(false);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.netns))),
         Arc::new(StringArray::from_iter_values(
@@ -251,7 +256,7 @@ fn to_batch(rows: &[Listener]) -> Result<RecordBatch> {
         Arc::new(BooleanArray::from_iter(sockets().map(|s| s.v6only))),
         Arc::new(StringArray::from_iter(rows.iter().map(|r| r.bound_dev.as_deref()))),
         Arc::new(UInt64Array::from_iter(sockets().map(|s| s.cgroup_id))),
-        Arc::new(UInt64Array::from_iter(sockets().map(|s| Some(s.cookie).filter(|&c| c != 0)))),
+        Arc::new(UInt64Array::from_iter(sockets().map(|s| s.cookie.filter(|&c| c != 0)))),
         Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.sk_addr))),
         Arc::new(BooleanArray::from_iter(rows.iter().map(|r| r.reuseport))),
     ];
