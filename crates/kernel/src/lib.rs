@@ -22,7 +22,10 @@ pub mod percpu;
 pub mod rbtree;
 pub mod sched;
 mod symbol_table;
+pub mod tcp;
 pub mod types;
+pub mod udp;
+pub mod unix;
 mod vmcoreinfo;
 pub mod xarray;
 

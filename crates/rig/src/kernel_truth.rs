@@ -1,5 +1,6 @@
-//! Ground truth about kernel objects beyond sockets and processes (modules, mounts, slab
-//! caches, network devices, cgroups, BPF objects, workqueues, network namespaces), read back
+//! Ground truth about kernel objects beyond listeners and processes (modules, mounts, slab
+//! caches, network devices, cgroups, BPF objects, workqueues, network namespaces, and every
+//! TCP, UDP and unix socket with all the columns of `/proc/net/{tcp,tcp6,udp,udp6,unix}`), read back
 //! on the host from what the workload left in `SHARE_DIR/truth/` (its `ground_truth` module
 //! documents each file and how it was taken).
 //!
@@ -13,9 +14,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::net::IpAddr;
 use std::path::Path;
 
-use crate::truth::{Line, Truth, tsv};
+use crate::truth::{Family, Line, Truth, parse_endpoint, tsv};
 use crate::{Result, rig_error};
 
 /// Names of the files, relative to `SHARE_DIR/truth/`, shared by the workload that writes
@@ -50,6 +52,18 @@ pub mod files {
     pub const WORKQUEUES: &str = "workqueues";
     /// `part reason` of every part the guest could not provide.
     pub const SKIPPED: &str = "skipped.tsv";
+    /// In `netns/<inode>/`: copy of `/proc/<pid>/net/tcp` (also parsed into `Truth::tcp`).
+    pub const NET_TCP: &str = "tcp";
+    /// In `netns/<inode>/`: copy of `/proc/<pid>/net/tcp6`.
+    pub const NET_TCP6: &str = "tcp6";
+    /// In `netns/<inode>/`: copy of `/proc/<pid>/net/udp`.
+    pub const NET_UDP: &str = "udp";
+    /// In `netns/<inode>/`: copy of `/proc/<pid>/net/udp6`.
+    pub const NET_UDP6: &str = "udp6";
+    /// In `netns/<inode>/`: copy of `/proc/<pid>/net/unix`.
+    pub const NET_UNIX: &str = "unix";
+    /// In `netns/<inode>/`: copy of `/proc/<pid>/net/if_inet6` (empty without IPv6).
+    pub const NET_IF_INET6: &str = "if_inet6";
 }
 
 /// An optional part of the ground truth, which a guest may have had to skip.
@@ -192,6 +206,23 @@ pub struct NetDeviceTruth {
     pub mac: String,
 }
 
+/// An IPv6 address of a device, as `/proc/net/if_inet6` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inet6AddressTruth {
+    /// Inode of its network namespace.
+    pub netns: u64,
+    pub ifindex: i32,
+    /// Compressed (RFC 5952), as `ip` prints it.
+    pub address: String,
+    pub prefix_len: u32,
+    /// The address type's scope bits: 0 global, 0x10 loopback, 0x20 link-local, 0x40 site-local.
+    pub scope: u32,
+    /// The low eight bits of its `IFA_F_*` flags (all that `if_inet6` shows).
+    pub flags: u32,
+    /// Its device's name.
+    pub device: String,
+}
+
 /// A cgroup of the cgroup2 hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupTruth {
@@ -259,6 +290,12 @@ impl KernelFiles {
                     let entry = entry.map_err(|e| rig_error!("{}: {e}", netns_dir.display()))?;
                     let netns = entry.file_name().to_string_lossy().into_owned();
                     names.push(format!("netns/{netns}/{}", files::NET_DEVICES));
+                    names.push(format!("netns/{netns}/{}", files::NET_IF_INET6));
+                    for table in
+                        [files::NET_TCP, files::NET_TCP6, files::NET_UDP, files::NET_UDP6, files::NET_UNIX]
+                    {
+                        names.push(format!("netns/{netns}/{table}"));
+                    }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -284,6 +321,24 @@ impl KernelFiles {
             .get(name)
             .map(String::as_str)
             .ok_or_else(|| rig_error!("truth/{name} is missing (written by a workload older than this rig?)"))
+    }
+
+    /// `(netns, path, text)` of every `netns/<netns>/<file>`, by namespace.
+    fn per_netns(&self, file: &str) -> Result<Vec<(u64, &str, &str)>> {
+        let mut found = Vec::new();
+        for (name, text) in &self.files {
+            let Some((netns, rest)) = name.strip_prefix("netns/").and_then(|rest| rest.split_once('/'))
+            else {
+                continue;
+            };
+            if rest != file {
+                continue;
+            }
+            let netns = netns.parse().map_err(|_| rig_error!("truth/{name}: bad namespace inode"))?;
+            found.push((netns, name.as_str(), text.as_str()));
+        }
+        found.sort_by_key(|(netns, _, _)| *netns);
+        Ok(found)
     }
 
     /// `parse` applied to file `name`; its errors name the file.
@@ -371,11 +426,7 @@ impl Truth {
     /// every namespace), by namespace then ifindex.
     pub fn net_devices(&self) -> Result<Vec<NetDeviceTruth>> {
         let mut devices = Vec::new();
-        for (name, text) in &self.kernel.files {
-            let Some(netns) = name.strip_prefix("netns/").and_then(|rest| rest.split_once('/')) else {
-                continue;
-            };
-            let netns = netns.0.parse().map_err(|_| rig_error!("truth/{name}: bad namespace inode"))?;
+        for (netns, name, text) in self.kernel.per_netns(files::NET_DEVICES)? {
             devices.extend(parse_net_devices(text, netns).map_err(|e| rig_error!("truth/{name}: {e}"))?);
         }
         if devices.is_empty() {
@@ -383,6 +434,15 @@ impl Truth {
         }
         devices.sort_by_key(|d| (d.netns, d.ifindex));
         Ok(devices)
+    }
+
+    /// The IPv6 addresses of every namespace (`if_inet6`), by namespace, in the kernel's order.
+    pub fn inet6_addresses(&self) -> Result<Vec<Inet6AddressTruth>> {
+        let mut addresses = Vec::new();
+        for (netns, name, text) in self.kernel.per_netns(files::NET_IF_INET6)? {
+            addresses.extend(parse_if_inet6(text, netns).map_err(|e| rig_error!("truth/{name}: {e}"))?);
+        }
+        Ok(addresses)
     }
 
     /// Inodes of the network namespaces of all processes, sorted.
@@ -419,6 +479,316 @@ impl Truth {
             Ok(names)
         })
     }
+}
+
+/// One line of `/proc/net/tcp` or `tcp6` with all its columns. The kernel prints three kinds
+/// of line: full sockets (`get_tcp4_sock`), connection requests (`get_openreq4`: state
+/// `SYN_RECV`, no inode, the listener's uid) and timewait sockets (`get_timewait4_sock`: the
+/// state is `tw_substate`, `TIME_WAIT` or `FIN_WAIT2`, timer 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSocketTruth {
+    /// Inode of the network namespace the table was read in.
+    pub netns: u64,
+    pub family: Family,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    pub remote_addr: IpAddr,
+    pub remote_port: u16,
+    /// The kernel's `TCP_*` state number (`st`).
+    pub state: u8,
+    pub tx_queue: u32,
+    pub rx_queue: u32,
+    /// `tr`: 0 none, 1 retransmit (a request's SYN-ACK timer too), 2 keepalive, 3 timewait,
+    /// 4 zero-window probe.
+    pub timer: u8,
+    /// `tm->when`: time left on the timer, in clock ticks (`USER_HZ`, 1/100 s), 0 if none.
+    pub timer_when: u64,
+    /// `retrnsmt`: `icsk_retransmits`; a request's `num_timeout`.
+    pub retransmits: u32,
+    pub uid: u32,
+    /// `timeout`: `icsk_probes_out` of a full socket, 0 otherwise.
+    pub probes: i64,
+    /// Socket inode, 0 if there is no file (requests, timewait, not accepted yet).
+    pub inode: u64,
+    /// The columns only full sockets have.
+    pub full: Option<TcpFullTruth>,
+}
+
+/// The trailing columns of a full socket's line in `/proc/net/tcp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpFullTruth {
+    /// `icsk_rto` in clock ticks (`USER_HZ`).
+    pub rto: u64,
+    /// `icsk_ack.ato` in clock ticks.
+    pub ato: u64,
+    /// `(icsk_ack.quick << 1) | pingpong`.
+    pub quick_pingpong: u32,
+    /// `snd_cwnd`.
+    pub snd_cwnd: u32,
+    /// `snd_ssthresh`, -1 while in initial slow start; a listener's fastopen queue length.
+    pub ssthresh: i64,
+}
+
+/// One line of `/proc/net/udp` or `udp6`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpSocketTruth {
+    pub netns: u64,
+    pub family: Family,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    pub remote_addr: IpAddr,
+    pub remote_port: u16,
+    /// `TCP_ESTABLISHED` (1) when connected, `TCP_CLOSE` (7) otherwise.
+    pub state: u8,
+    /// `sk_wmem_alloc - 1`.
+    pub tx_queue: u32,
+    /// `sk_rmem_alloc - forward_deficit`.
+    pub rx_queue: u32,
+    pub uid: u32,
+    pub inode: u64,
+    /// `sk_drops`.
+    pub drops: u64,
+}
+
+/// One line of `/proc/net/unix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixSocketTruth {
+    pub netns: u64,
+    pub refcount: u32,
+    /// `__SO_ACCEPTCON` (`0x10000`) for a listener, else 0.
+    pub flags: u32,
+    /// `SOCK_STREAM` 1, `SOCK_DGRAM` 2, `SOCK_SEQPACKET` 5.
+    pub sock_type: u16,
+    /// `SS_UNCONNECTED` 1, `SS_CONNECTING` 2 (no `struct socket`, established), `SS_CONNECTED`
+    /// 3, `SS_DISCONNECTING` 4 (no `struct socket`, not established).
+    pub state: u8,
+    pub inode: u64,
+    /// The bound name: a path, or an abstract name shown with a leading `@` (every NUL byte
+    /// in it shown as `@` too); `None` if unbound.
+    pub path: Option<String>,
+}
+
+impl Truth {
+    /// Every line of every namespace's `/proc/net/tcp` and `tcp6`, all columns, by namespace.
+    pub fn tcp_sockets(&self) -> Result<Vec<TcpSocketTruth>> {
+        let mut sockets = Vec::new();
+        for (file, family) in [(files::NET_TCP, Family::Inet), (files::NET_TCP6, Family::Inet6)] {
+            for (netns, name, text) in self.kernel.per_netns(file)? {
+                let parsed =
+                    parse_proc_tcp(text, netns, family).map_err(|e| rig_error!("truth/{name}: {e}"))?;
+                sockets.extend(parsed);
+            }
+        }
+        if sockets.is_empty() && self.kernel.per_netns(files::NET_TCP)?.is_empty() {
+            return Err(rig_error!("truth/netns/*/{} are missing", files::NET_TCP));
+        }
+        sockets.sort_by_key(|s| s.netns);
+        Ok(sockets)
+    }
+
+    /// Every line of every namespace's `/proc/net/udp` and `udp6`, by namespace.
+    pub fn udp_sockets(&self) -> Result<Vec<UdpSocketTruth>> {
+        let mut sockets = Vec::new();
+        let mut seen = false;
+        for (file, family) in [(files::NET_UDP, Family::Inet), (files::NET_UDP6, Family::Inet6)] {
+            for (netns, name, text) in self.kernel.per_netns(file)? {
+                seen = true;
+                sockets.extend(
+                    parse_proc_udp(text, netns, family).map_err(|e| rig_error!("truth/{name}: {e}"))?,
+                );
+            }
+        }
+        if !seen {
+            return Err(rig_error!(
+                "truth/netns/*/{} are missing (written by an older workload?)",
+                files::NET_UDP
+            ));
+        }
+        sockets.sort_by_key(|s| s.netns);
+        Ok(sockets)
+    }
+
+    /// Every line of every namespace's `/proc/net/unix`, by namespace.
+    pub fn unix_sockets(&self) -> Result<Vec<UnixSocketTruth>> {
+        let tables = self.kernel.per_netns(files::NET_UNIX)?;
+        if tables.is_empty() {
+            return Err(rig_error!(
+                "truth/netns/*/{} are missing (written by an older workload?)",
+                files::NET_UNIX
+            ));
+        }
+        let mut sockets = Vec::new();
+        for (netns, name, text) in tables {
+            sockets.extend(parse_proc_unix(text, netns).map_err(|e| rig_error!("truth/{name}: {e}"))?);
+        }
+        Ok(sockets)
+    }
+
+    /// The sockets the `sockets` scenario made (`scenario.json`'s `sockets.records`: `role`,
+    /// `kind`, `inode`, `netns`, ports, expected queues …), empty for other scenarios.
+    pub fn socket_records(&self) -> Vec<serde_json::Value> {
+        self.scenario["sockets"]["records"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// The whitespace-separated fields of a `/proc/net/{tcp,udp}` table's lines after the header.
+fn proc_lines(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.split_whitespace().collect::<Vec<_>>()))
+        .filter(|(_, fields)| !fields.is_empty() && fields[0] != "sl")
+}
+
+/// A hex column of `/proc/net/{tcp,udp}`.
+fn hex<T: TryFrom<u64>>(number: usize, text: &str, what: &str) -> Result<T> {
+    u64::from_str_radix(text, 16)
+        .ok()
+        .and_then(|value| T::try_from(value).ok())
+        .ok_or_else(|| rig_error!("line {number}: bad {what} `{text}`"))
+}
+
+/// A decimal column.
+fn dec<T: std::str::FromStr>(number: usize, text: &str, what: &str) -> Result<T> {
+    text.parse().map_err(|_| rig_error!("line {number}: bad {what} `{text}`"))
+}
+
+/// The columns `/proc/net/tcp` and `udp` share: endpoints, state, queues, timer, uid, inode.
+struct ProcCommon {
+    local: (IpAddr, u16),
+    remote: (IpAddr, u16),
+    state: u8,
+    tx_queue: u32,
+    rx_queue: u32,
+    timer: u8,
+    timer_when: u64,
+    retransmits: u32,
+    uid: u32,
+    probes: i64,
+    inode: u64,
+}
+
+fn proc_common(number: usize, fields: &[&str], family: Family) -> Result<ProcCommon> {
+    if fields.len() < 10 {
+        return Err(rig_error!("line {number}: {} fields, expected at least 10", fields.len()));
+    }
+    let endpoint = |text| parse_endpoint(text, family).map_err(|e| rig_error!("line {number}: {e}"));
+    let (tx, rx) = split_pair(number, fields[4], "queues")?;
+    let (timer, when) = split_pair(number, fields[5], "timer")?;
+    Ok(ProcCommon {
+        local: endpoint(fields[1])?,
+        remote: endpoint(fields[2])?,
+        state: hex(number, fields[3], "state")?,
+        tx_queue: hex(number, tx, "tx_queue")?,
+        rx_queue: hex(number, rx, "rx_queue")?,
+        timer: hex(number, timer, "timer")?,
+        timer_when: hex(number, when, "tm->when")?,
+        retransmits: hex(number, fields[6], "retrnsmt")?,
+        uid: dec(number, fields[7], "uid")?,
+        probes: dec(number, fields[8], "timeout")?,
+        inode: dec(number, fields[9], "inode")?,
+    })
+}
+
+/// `A:B` split at the colon.
+fn split_pair<'t>(number: usize, text: &'t str, what: &str) -> Result<(&'t str, &'t str)> {
+    text.split_once(':').ok_or_else(|| rig_error!("line {number}: bad {what} `{text}`"))
+}
+
+/// Parses a `/proc/net/tcp` or `tcp6` table read in namespace `netns`, every column.
+pub fn parse_proc_tcp(text: &str, netns: u64, family: Family) -> Result<Vec<TcpSocketTruth>> {
+    proc_lines(text)
+        .map(|(number, fields)| {
+            let common = proc_common(number, &fields, family)?;
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode refcnt sk rto ato qack cwnd ssthresh
+            let full = match fields.len() >= 17 {
+                true => Some(TcpFullTruth {
+                    rto: dec(number, fields[12], "rto")?,
+                    ato: dec(number, fields[13], "ato")?,
+                    quick_pingpong: dec(number, fields[14], "quick/pingpong")?,
+                    snd_cwnd: dec(number, fields[15], "snd_cwnd")?,
+                    ssthresh: dec(number, fields[16], "ssthresh")?,
+                }),
+                false => None,
+            };
+            Ok(TcpSocketTruth {
+                netns,
+                family,
+                local_addr: common.local.0,
+                local_port: common.local.1,
+                remote_addr: common.remote.0,
+                remote_port: common.remote.1,
+                state: common.state,
+                tx_queue: common.tx_queue,
+                rx_queue: common.rx_queue,
+                timer: common.timer,
+                timer_when: common.timer_when,
+                retransmits: common.retransmits,
+                uid: common.uid,
+                probes: common.probes,
+                inode: common.inode,
+                full,
+            })
+        })
+        .collect()
+}
+
+/// Parses a `/proc/net/udp` or `udp6` table read in namespace `netns`.
+pub fn parse_proc_udp(text: &str, netns: u64, family: Family) -> Result<Vec<UdpSocketTruth>> {
+    proc_lines(text)
+        .map(|(number, fields)| {
+            let common = proc_common(number, &fields, family)?;
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            let drops = fields.get(12).ok_or_else(|| rig_error!("line {number}: no drops column"))?;
+            Ok(UdpSocketTruth {
+                netns,
+                family,
+                local_addr: common.local.0,
+                local_port: common.local.1,
+                remote_addr: common.remote.0,
+                remote_port: common.remote.1,
+                state: common.state,
+                tx_queue: common.tx_queue,
+                rx_queue: common.rx_queue,
+                uid: common.uid,
+                inode: common.inode,
+                drops: dec(number, drops, "drops")?,
+            })
+        })
+        .collect()
+}
+
+/// Parses a `/proc/net/unix` table read in namespace `netns`: `Num RefCount Protocol Flags
+/// Type St Inode [Path]`, the path being the rest of the line (it may hold spaces).
+pub fn parse_proc_unix(text: &str, netns: u64) -> Result<Vec<UnixSocketTruth>> {
+    let mut sockets = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        if line.starts_with("Num") || line.trim().is_empty() {
+            continue;
+        }
+        let mut rest = line;
+        let mut fields = Vec::new();
+        for _ in 0..7 {
+            rest = rest.trim_start_matches(' ');
+            let end = rest.find(' ').unwrap_or(rest.len());
+            fields.push(&rest[..end]);
+            rest = &rest[end..];
+        }
+        if fields.iter().any(|f| f.is_empty()) {
+            return Err(rig_error!("line {number}: fewer than 7 fields: `{line}`"));
+        }
+        let path = rest.strip_prefix(' ').filter(|p| !p.is_empty()).map(str::to_string);
+        sockets.push(UnixSocketTruth {
+            netns,
+            refcount: hex(number, fields[1], "refcount")?,
+            flags: hex(number, fields[3], "flags")?,
+            sock_type: hex(number, fields[4], "type")?,
+            state: hex(number, fields[5], "state")?,
+            inode: dec(number, fields[6], "inode")?,
+            path,
+        });
+    }
+    Ok(sockets)
 }
 
 /// Every non-empty line of `text` turned into a `T` by `parse`; `None` is an error.
@@ -597,6 +967,31 @@ pub fn parse_net_devices(text: &str, netns: u64) -> Result<Vec<NetDeviceTruth>> 
             mac: mac.to_ascii_lowercase(),
         })
     })
+}
+
+/// Parses `netns/<netns>/if_inet6`, a copy of `/proc/net/if_inet6`: per line the address as
+/// 32 hex digits, then ifindex, prefix length, scope and flags in hex, then the device.
+pub fn parse_if_inet6(text: &str, netns: u64) -> Result<Vec<Inet6AddressTruth>> {
+    let mut addresses = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let bad = |what: &str| rig_error!("line {}: {what} in {line:?}", number + 1);
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [address, ifindex, prefix_len, scope, flags, device] = fields[..] else {
+            return Err(bad("not six fields"));
+        };
+        let hex = |field: &str, what: &str| u32::from_str_radix(field, 16).map_err(|_| bad(what));
+        let bits = u128::from_str_radix(address, 16).ok().filter(|_| address.len() == 32);
+        addresses.push(Inet6AddressTruth {
+            netns,
+            ifindex: hex(ifindex, "ifindex")? as i32,
+            address: std::net::Ipv6Addr::from(bits.ok_or_else(|| bad("address"))?).to_string(),
+            prefix_len: hex(prefix_len, "prefix length")?,
+            scope: hex(scope, "scope")?,
+            flags: hex(flags, "flags")?,
+            device: device.to_string(),
+        });
+    }
+    Ok(addresses)
 }
 
 /// Parses `cgroups.tsv`: a header, then `path id`.
@@ -785,6 +1180,30 @@ kmalloc-8           1534   1536      8  512    1 : tunables    0    0    0 : sla
 ";
 
     #[test]
+    fn parses_if_inet6() {
+        let text = "00000000000000000000000000000001 01 80 10 80       lo\n\
+                    fe80000000000000006b71fffe6c7701 02 40 20 80 kqlw-dummy\n";
+        let addresses = parse_if_inet6(text, 7).unwrap();
+        assert_eq!(addresses.len(), 2);
+        assert_eq!(
+            addresses[1],
+            Inet6AddressTruth {
+                netns: 7,
+                ifindex: 2,
+                address: "fe80::6b:71ff:fe6c:7701".into(),
+                prefix_len: 64,
+                scope: 0x20,
+                flags: 0x80,
+                device: "kqlw-dummy".into(),
+            }
+        );
+        assert_eq!(addresses[0].address, "::1");
+        assert!(parse_if_inet6("0001 01 80 10 80 lo\n", 1).is_err(), "a short address");
+        assert!(parse_if_inet6("00000000000000000000000000000001 01 80 10 80\n", 1).is_err(), "no device");
+        assert!(parse_if_inet6("", 1).unwrap().is_empty());
+    }
+
+    #[test]
     fn parses_net_devices() {
         let devices = parse_net_devices(DEVICES, 4026532138).unwrap();
         assert_eq!(
@@ -876,6 +1295,72 @@ kmalloc-8           1534   1536      8  512    1 : tunables    0    0    0 : sla
                 files: files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
             },
         }
+    }
+
+    // Lines as the kernel prints them (get_tcp4_sock, get_openreq4, get_timewait4_sock).
+    const PROC_TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1BBD 0100007F:A1B2 01 00000000:00000064 02:0001B6F1 00000000     0        0 12345 2 00000000abcdef01 20 4 30 10 -1
+   1: 0100007F:1BC1 0100007F:C350 03 00000000:00000000 01:00000064 00000002     0        0 0 0 0000000011111111
+   2: 0100007F:1BC3 0100007F:D000 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000022222222
+";
+
+    #[test]
+    fn parses_every_column_of_proc_net_tcp() {
+        let sockets = parse_proc_tcp(PROC_TCP, 7, Family::Inet).unwrap();
+        assert_eq!(sockets.len(), 3);
+        let full = &sockets[0];
+        assert_eq!((full.local_port, full.remote_port, full.state, full.rx_queue), (7101, 41394, 1, 100));
+        assert_eq!((full.timer, full.timer_when, full.inode, full.netns), (2, 0x1B6F1, 12345, 7));
+        assert_eq!(
+            full.full,
+            Some(TcpFullTruth { rto: 20, ato: 4, quick_pingpong: 30, snd_cwnd: 10, ssthresh: -1 })
+        );
+        let request = &sockets[1];
+        assert_eq!((request.state, request.timer, request.retransmits, request.inode), (3, 1, 2, 0));
+        assert_eq!(request.full, None);
+        assert_eq!((sockets[2].state, sockets[2].timer, sockets[2].timer_when), (6, 3, 6000));
+        assert!(parse_proc_tcp("   0: 0100007F:1BBD 0100007F:A1B2 01\n", 7, Family::Inet).is_err());
+    }
+
+    #[test]
+    fn parses_proc_net_udp_and_unix() {
+        let udp = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  123: 0100007F:1C85 00000000:0000 07 00000000:00000C00 00:00000000 00000000     0        0 23456 2 0000000033333333 60
+";
+        let sockets = parse_proc_udp(udp, 9, Family::Inet).unwrap();
+        assert_eq!(sockets.len(), 1);
+        let s = &sockets[0];
+        assert_eq!((s.local_port, s.state, s.rx_queue, s.inode, s.drops), (7301, 7, 0xC00, 23456, 60));
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01 34567 /tmp/kqlw sockets/listen.sock
+0000000000000000: 00000002 00000000 00000000 0002 01 34568 @kqlw@nul
+0000000000000000: 00000003 00000000 00000000 0005 03 34569
+";
+        let sockets = parse_proc_unix(unix, 9).unwrap();
+        assert_eq!(sockets.len(), 3);
+        assert_eq!((sockets[0].flags, sockets[0].sock_type, sockets[0].state), (0x10000, 1, 1));
+        assert_eq!(sockets[0].path.as_deref(), Some("/tmp/kqlw sockets/listen.sock"));
+        assert_eq!((sockets[1].inode, sockets[1].path.as_deref()), (34568, Some("@kqlw@nul")));
+        assert_eq!((sockets[2].sock_type, sockets[2].state, sockets[2].path.as_deref()), (5, 3, None));
+        assert!(parse_proc_unix("0000000000000000: 00000002 00000000\n", 9).is_err());
+    }
+
+    #[test]
+    fn socket_accessors_read_every_namespace() {
+        let truth = truth(&[
+            ("netns/7/tcp", PROC_TCP),
+            ("netns/7/tcp6", ""),
+            ("netns/8/tcp", PROC_TCP),
+            ("netns/7/udp", ""),
+            ("netns/7/unix", "Num       RefCount Protocol Flags    Type St Inode Path\n"),
+        ]);
+        let tcp = truth.tcp_sockets().unwrap();
+        assert_eq!(tcp.iter().filter(|s| s.netns == 8).count(), 3);
+        assert_eq!(tcp.len(), 6);
+        assert!(truth.udp_sockets().unwrap().is_empty());
+        assert!(truth.unix_sockets().unwrap().is_empty());
+        assert!(truth.socket_records().is_empty());
+        assert!(self::truth(&[]).unix_sockets().is_err());
     }
 
     #[test]

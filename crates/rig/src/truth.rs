@@ -6,7 +6,8 @@
 //! - `uname-r`: the kernel release;
 //! - `kernel-notes`: a byte copy of `/sys/kernel/notes` (ELF notes, among them the GNU build id);
 //! - `netns/<inode>/tcp` and `netns/<inode>/tcp6`: `/proc/<pid>/net/tcp{,6}` of one process per
-//!   network namespace;
+//!   network namespace (and `udp`, `udp6`, `unix` beside them: parsed, with every column of
+//!   `tcp` and `tcp6` too, by [`crate::kernel_truth`]'s socket accessors);
 //! - `processes.tsv`: `pid ppid comm netns` of every process;
 //! - `socket-fds.tsv`: `pid comm fd inode` of every file descriptor that is a socket;
 //! - `scenario.json`: what the workload created (listeners, processes), see the workload's docs;
@@ -15,11 +16,13 @@
 //!   parsed by the accessors of [`crate::kernel_truth`].
 //!
 //! Then it creates `SHARE_DIR/ready`, or `SHARE_DIR/failed` holding the reason it gave up.
-//! [`Truth::load`] reads all of it back.
+//! [`Truth::load`] reads all of it back; [`vmcore_with_truth`] keeps a cached vmcore together
+//! with the truth its guest wrote before the dump.
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 
 use crate::kernel_truth::KernelFiles;
 use crate::{Result, rig_error};
@@ -188,6 +191,82 @@ impl Truth {
     }
 }
 
+/// What the workload's scenarios make, as a number: `scenario.json`'s `workload_version`.
+/// Bump it when a scenario changes what the guest holds, so that vmcores kept by
+/// [`vmcore_with_truth`] are dumped again.
+pub const WORKLOAD_VERSION: u64 = 1;
+
+/// A vmcore kept in the cache with the ground truth of the guest it was dumped from.
+#[derive(Debug, Clone)]
+pub struct VmcoreWithTruth {
+    /// `<cache>/vmcores/<release>-<scenario>.vmcore` (the path [`crate::vmcores::cached`] uses).
+    pub vmcore: PathBuf,
+    /// The kernel's debug vmlinux.
+    pub vmlinux: PathBuf,
+    /// What the guest wrote about itself just before it was dumped.
+    pub truth: Truth,
+}
+
+/// The cached vmcore of a `series` kernel running `scenario` and the truth its guest wrote,
+/// kept next to it in `<cache>/vmcores/<release>-<scenario>.truth/` (a copy of the share's
+/// `ready` and `truth/`). A vmcore without that truth (dumped by [`crate::vmcores::cached`]),
+/// or whose truth is of another [`WORKLOAD_VERSION`], is dumped again with it. Must run under cargo, which builds the workload. Callers in
+/// other processes are serialised by a lock file, so a vmcore and its truth always belong
+/// together.
+pub fn vmcore_with_truth(series: crate::kernels::Series, scenario: &str) -> Result<VmcoreWithTruth> {
+    let kernel = crate::kernels::fetch(series)?;
+    let dir = crate::cache_dir().join("vmcores");
+    fs::create_dir_all(&dir).map_err(|e| rig_error!("{}: {e}", dir.display()))?;
+    let stem = format!("{}-{scenario}", kernel.release);
+    let (vmcore, kept) = (dir.join(format!("{stem}.vmcore")), dir.join(format!("{stem}.truth")));
+    let lock_path = dir.join(format!("{stem}.lock"));
+    let lock = fs::File::create(&lock_path).map_err(|e| rig_error!("{}: {e}", lock_path.display()))?;
+    // SAFETY: flock(2) on a descriptor we hold open; released when `lock` is closed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(rig_error!("flock {}: {}", lock_path.display(), std::io::Error::last_os_error()));
+    }
+    if vmcore.is_file() && kept.join("ready").is_file() {
+        let truth = Truth::load(&kept)?;
+        if truth.scenario["workload_version"].as_u64() == Some(WORKLOAD_VERSION) {
+            return Ok(VmcoreWithTruth { vmcore, vmlinux: kernel.vmlinux, truth });
+        }
+    }
+    let workload = crate::binaries::workload()?;
+    let guest = crate::guest::Guest::boot(&crate::guest::BootOptions::new(&kernel, scenario, &workload))?;
+    let partial_truth = dir.join(format!("{stem}.truth.partial.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&partial_truth);
+    copy_dir(&guest.share().join("truth"), &partial_truth.join("truth"))?;
+    fs::copy(guest.share().join("ready"), partial_truth.join("ready"))?;
+    let partial_vmcore = vmcore.with_extension(format!("partial.{}", std::process::id()));
+    guest.dump(&partial_vmcore)?;
+    drop(guest);
+    match fs::remove_dir_all(&kept) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(rig_error!("{}: {e}", kept.display()));
+        }
+        _ => {}
+    }
+    fs::rename(&partial_truth, &kept)?;
+    fs::rename(&partial_vmcore, &vmcore)?;
+    let truth = Truth::load(&kept)?;
+    Ok(VmcoreWithTruth { vmcore, vmlinux: kernel.vmlinux, truth })
+}
+
+/// Copies the directory tree `from` to `to` (files and directories only).
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).map_err(|e| rig_error!("{}: {e}", to.display()))?;
+    for entry in fs::read_dir(from).map_err(|e| rig_error!("{}: {e}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target).map_err(|e| rig_error!("{}: {e}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Parses a `/proc/net/tcp` or `/proc/net/tcp6` table read in namespace `netns`.
 ///
 /// Addresses are the in-kernel big-endian words printed with `%08X` as host integers, so on
@@ -236,7 +315,7 @@ fn parse_tcp_line(fields: &[&str], netns: u64, family: Family) -> Result<TcpEntr
 }
 
 /// Parses `ADDR:PORT` as printed by the kernel (see [`parse_tcp_table`]).
-fn parse_endpoint(text: &str, family: Family) -> Result<(IpAddr, u16)> {
+pub(crate) fn parse_endpoint(text: &str, family: Family) -> Result<(IpAddr, u16)> {
     let (addr, port) = text.split_once(':').ok_or_else(|| rig_error!("bad endpoint `{text}`"))?;
     let port = u16::from_str_radix(port, 16).map_err(|_| rig_error!("bad port `{port}`"))?;
     let words = match family {

@@ -2,7 +2,9 @@
 //! `SHARE_DIR/truth/` for the host to compare kql's answers with (read back by
 //! `kql_rig::truth::Truth::load`).
 //!
-//! Files: `uname-r`, `kernel-notes`, `netns/<inode>/tcp` and `tcp6`, `processes.tsv`,
+//! Files: `uname-r`, `kernel-notes`, `netns/<inode>/tcp` and `tcp6` (and `udp`, `udp6`,
+//! `unix`, `if_inet6`: copies of `/proc/<pid>/net/{udp,udp6,unix,if_inet6}` of the same
+//! process, empty where the kernel has no such table), `processes.tsv`,
 //! `threads.tsv`, `socket-fds.tsv` and `scenario.json`. Processes of others may exit while /proc is read
 //! (on a host); they are skipped. The workload's own processes must all be seen, else this fails.
 //!
@@ -135,6 +137,11 @@ pub fn write(
                     fs::create_dir_all(&netns_dir).map_err(|e| rig_error!("{}: {e}", netns_dir.display()))?;
                     write_file(&netns_dir.join("tcp"), &tcp)?;
                     write_file(&netns_dir.join("tcp6"), &tcp6)?;
+                    for name in [files::NET_UDP, files::NET_UDP6, files::NET_UNIX, files::NET_IF_INET6] {
+                        let table = optional_net_table(*pid, name)
+                            .map_err(|e| rig_error!("netns {netns}: /proc/{pid}/net/{name}: {e}"))?;
+                        write_file(&netns_dir.join(name), &table)?;
+                    }
                     // Only our namespaces: entering those of others (on a host) is not ours to do.
                     if our_namespaces.contains(netns) {
                         let (dev, devices) = net_devices(*pid)
@@ -403,6 +410,17 @@ fn socket_fds(pid: i32) -> io::Result<Vec<(i32, u64)>> {
     }
     fds.sort_unstable();
     Ok(fds)
+}
+
+/// `/proc/<pid>/net/<name>`, empty if the kernel has no such table (no IPv6, no unix
+/// sockets).
+fn optional_net_table(pid: i32, name: &str) -> io::Result<Vec<u8>> {
+    match fs::read(format!("/proc/{pid}/net/{name}")) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && Path::new(&format!("/proc/{pid}")).exists() => {
+            Ok(Vec::new())
+        }
+        other => other,
+    }
 }
 
 /// `/proc/<pid>/net/tcp` and `tcp6` (empty if the kernel has no IPv6).

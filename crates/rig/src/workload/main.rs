@@ -14,6 +14,7 @@
 //! ```json
 //! {
 //!   "scenario": "basic",
+//!   "workload_version": 1,
 //!   "workload_pid": 123,
 //!   "processes": [{"name": "kqlw-main", "pid": 123, "ppid": 1, "netns": 4026531840}, ...],
 //!   "listeners": [{"role": "v4-loopback", "process": "kqlw-alpha", "pids": [124],
@@ -25,11 +26,16 @@
 //!                "netns": 4026531840}, ...]
 //! }
 //! ```
+//!
+//! The `sockets` scenario adds `"sockets": {"records": [...], "bulk_pairs": 500,
+//! "bulk_port": 7110, "child_tables": {"tcp": true, "udp": false}}`, each record one socket
+//! (see [`sockets`]) with its worker's `process`, `pid` and `netns`.
 
 mod ground_truth;
 mod kernel_objects;
 mod process;
 mod scenarios;
+mod sockets;
 mod sys;
 
 use std::fs;
@@ -50,7 +56,7 @@ static SHARE_DIR: OnceLock<PathBuf> = OnceLock::new();
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [scenario, share_dir] = &args[..] else {
-        eprintln!("usage: kql-rig-workload basic|many|many20k|idle SHARE_DIR");
+        eprintln!("usage: kql-rig-workload basic|many|many20k|idle|sockets SHARE_DIR");
         std::process::exit(2);
     };
     let share_dir = PathBuf::from(share_dir);
@@ -171,11 +177,22 @@ fn scenario_json(scenario: &str, created: &Created) -> Result<Value> {
             "netns": netns_of(c.pid)?,
         }));
     }
-    Ok(json!({
+    let mut json = json!({
         "scenario": scenario,
+        "workload_version": kql_rig::truth::WORKLOAD_VERSION,
         "workload_pid": sys::getpid(),
         "processes": processes,
         "listeners": listeners,
         "clients": clients,
-    }))
+    });
+    if let Some(sockets) = &created.sockets {
+        let mut sockets = sockets.clone();
+        for record in sockets["records"].as_array_mut().into_iter().flatten() {
+            let pid =
+                record["pid"].as_i64().ok_or_else(|| rig_error!("socket record without a pid: {record}"))?;
+            record["netns"] = json!(netns_of(pid as i32)?);
+        }
+        json["sockets"] = sockets;
+    }
+    Ok(json)
 }

@@ -34,6 +34,11 @@
 //! raises `RLIMIT_NOFILE` as far as one process needs before it forks them.
 //!
 //! `idle`: nothing; only the main process (`kqlw-main`).
+//!
+//! `sockets`: TCP, UDP and unix sockets in every state a guest can hold, in the initial and
+//! in a second network namespace, plus many established loopback connections: see
+//! [`crate::sockets`]. Its second namespace has no `dummy` device (part `netns-device` is
+//! skipped).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -95,6 +100,8 @@ pub struct Created {
     pub clients: Vec<ClientRecord>,
     /// Optional parts it could not make, with the reason.
     pub skipped: Vec<(Part, String)>,
+    /// What the `sockets` scenario made (`scenario.json`'s `sockets`), `None` for the others.
+    pub sockets: Option<Value>,
 }
 
 /// What a worker does besides opening its listeners.
@@ -128,11 +135,17 @@ pub fn run(name: &str, main: Proc) -> Result<Created> {
         "many" => many(&mut created, &MANY)?,
         "many20k" => many(&mut created, &MANY20K)?,
         "idle" => {}
+        "sockets" => crate::sockets::run(&mut created)?,
         _ => {
-            return Err(rig_error!("unknown scenario {name:?} (expected basic, many, many20k or idle)"));
+            return Err(rig_error!(
+                "unknown scenario {name:?} (expected basic, many, many20k, idle or sockets)"
+            ));
         }
     }
-    if name != "basic" {
+    if name == "sockets" {
+        let reason = "scenario sockets adds no dummy device to its second network namespace".to_string();
+        created.skipped.push((Part::NetnsDevice, reason));
+    } else if name != "basic" {
         let reason = format!("scenario {name} makes no second network namespace");
         created.skipped.push((Part::NetnsDevice, reason));
     }

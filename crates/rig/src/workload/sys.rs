@@ -15,7 +15,7 @@ use kql_rig::{Error, Result, rig_error};
 use libc::c_int;
 
 /// `what: <errno text>` for the last failed call.
-fn os_error(what: impl std::fmt::Display) -> Error {
+pub fn os_error(what: impl std::fmt::Display) -> Error {
     rig_error!("{what}: {}", io::Error::last_os_error())
 }
 
@@ -41,13 +41,13 @@ pub struct Listener {
 }
 
 /// A `sockaddr_in` or `sockaddr_in6` and its length.
-enum SockAddr {
+pub enum SockAddr {
     V4(libc::sockaddr_in),
     V6(libc::sockaddr_in6),
 }
 
 impl SockAddr {
-    fn new(addr: IpAddr, port: u16) -> SockAddr {
+    pub fn new(addr: IpAddr, port: u16) -> SockAddr {
         match addr {
             IpAddr::V4(ip) => {
                 // SAFETY: sockaddr_in is plain old data; all zeroes is a valid value.
@@ -68,7 +68,7 @@ impl SockAddr {
         }
     }
 
-    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+    pub fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
         match self {
             SockAddr::V4(sa) => {
                 ((sa as *const libc::sockaddr_in).cast(), mem::size_of_val(sa) as libc::socklen_t)
@@ -97,7 +97,7 @@ fn tcp_socket(addr: IpAddr) -> Result<c_int> {
     Ok(fd)
 }
 
-fn set_int_option(fd: c_int, level: c_int, name: c_int, value: c_int, what: &str) -> Result<()> {
+pub fn set_int_option(fd: c_int, level: c_int, name: c_int, value: c_int, what: &str) -> Result<()> {
     // SAFETY: the option value points to a live c_int and its exact size is passed.
     let rc = unsafe {
         libc::setsockopt(
