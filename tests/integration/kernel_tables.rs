@@ -1,6 +1,7 @@
 //! The declared kernel tables (`tables/*.sql`) checked against what a guest says about
-//! itself: /proc/modules, its mountinfo, /proc/slabinfo, each namespace's sysfs net devices,
-//! its cgroup2 tree, the fdinfo of the BPF program and map its workload loaded, the
+//! itself: /proc/modules, its mountinfo, /proc/slabinfo, each namespace's sysfs net devices
+//! (and what the kernel implies of their state) and IPv6 addresses (/proc/net/if_inet6), its
+//! cgroup2 tree, the fdinfo of the BPF program and map its workload loaded, the
 //! workqueues sysfs lists. The guest has no truth for `timers` (/proc/timer_list lists
 //! hrtimers, not the timer wheel): its rows are checked for being plausible only, and where
 //! the kernel's BTF does not type the per-cpu `timer_bases` (5.10's) for failing in one line.
@@ -16,7 +17,10 @@ const MODULES: &str = "select name, state, size, refcount, base from kernel_modu
 const MOUNTS: &str =
     "select mount_id, parent_id, major, minor, root, mount_point, fstype, source from mounts";
 const NAMESPACES: &str = "select netns from net_namespaces";
-const DEVICES: &str = "select netns, ifindex, name, mtu, flags, mac from net_devices";
+const DEVICES: &str =
+    "select netns, ifindex, name, kind, mac, mtu, flags, operstate, master, qdisc, type from net_devices";
+const ADDRESSES: &str =
+    "select netns, ifindex, family, addr, prefix_len, scope, flags, label from net_addresses";
 const SUPER_BLOCKS: &str = "select major, minor, fstype from super_blocks";
 const SLABS: &str = "select name, size, objects_per_slab, \"order\" from slab_caches";
 const CGROUPS: &str = "select id, path, level from cgroups";
@@ -40,6 +44,7 @@ pub fn assert_kernel_tables(run: Run, truth: &Truth, who: &str) {
         MOUNTS,
         NAMESPACES,
         DEVICES,
+        ADDRESSES,
         SUPER_BLOCKS,
         SLABS,
         CGROUPS,
@@ -54,6 +59,7 @@ pub fn assert_kernel_tables(run: Run, truth: &Truth, who: &str) {
         mounts,
         namespaces,
         devices,
+        addresses,
         super_blocks,
         slabs,
         cgroups,
@@ -68,6 +74,8 @@ pub fn assert_kernel_tables(run: Run, truth: &Truth, who: &str) {
     assert_modules(modules, truth, who);
     assert_mounts(mounts, truth, who);
     assert_net(namespaces, devices, truth, who);
+    assert_device_states(devices, truth, who);
+    assert_addresses(addresses, devices, truth, who);
     assert_super_blocks(super_blocks, truth, who);
     assert_slabs(slabs, truth, who);
     assert_cgroups(cgroups, truth, who);
@@ -179,6 +187,92 @@ fn assert_net(namespaces: &[Row], devices: &[Row], truth: &Truth, who: &str) {
         .collect();
     assert_eq!(listed, expected, "{who}: net_devices vs each namespace's sysfs");
     assert!(devices.iter().any(|r| text(r, "name") == "kqlw-dummy"), "{who}: the workload's dummy device");
+}
+
+/// net_devices' columns sysfs's truth has no file for, checked against what the kernel implies
+/// of the guest's devices (lo, the `dummy` module's, the workload's `kqlw-dummy`): a device
+/// that is not up is DOWN with the noop qdisc; lo and dummies are UNKNOWN with noqueue when
+/// up (they never report an operational state), have no master, and only lo has no kind.
+fn assert_device_states(devices: &[Row], truth: &Truth, who: &str) {
+    let device_truth = truth.net_devices().expect("device truth");
+    for device in &device_truth {
+        let row = devices
+            .iter()
+            .find(|r| number(r, "netns") == device.netns && text(r, "ifindex") == device.ifindex.to_string())
+            .unwrap_or_else(|| panic!("{who}: {device:?} missing from net_devices"));
+        let up = device.flags & 1 != 0;
+        let state = ["kind", "operstate", "master", "qdisc", "type"].map(|k| text(row, k)).join(" ");
+        let expected = match (device.name.as_str(), up) {
+            ("lo", true) => "NULL UNKNOWN NULL noqueue 772",
+            ("lo", false) => "NULL DOWN NULL noop 772",
+            (_, true) => "dummy UNKNOWN NULL noqueue 1",
+            (_, false) => "dummy DOWN NULL noop 1",
+        };
+        assert_eq!(state, expected, "{who}: net_devices of {device:?}");
+    }
+}
+
+/// net_addresses' IPv6 rows equal each namespace's /proc/net/if_inet6 (whose flags are only
+/// the low eight bits); its IPv4 rows are those of lo, 127.0.0.1/8, where lo is up (the
+/// guests configure no other IPv4 address).
+fn assert_addresses(addresses: &[Row], devices: &[Row], truth: &Truth, who: &str) {
+    const LOW_FLAGS: [&str; 8] =
+        ["temporary", "nodad", "optimistic", "dadfailed", "home", "deprecated", "tentative", "permanent"];
+    let scope = |bits: u32| match bits & 0x70 {
+        0x10 => "host",
+        0x20 => "link",
+        0x40 => "site",
+        _ => "global",
+    };
+    let v6 = truth.inet6_addresses().expect("if_inet6 truth");
+    let namespaces: BTreeSet<u64> =
+        truth.net_devices().expect("device truth").iter().map(|d| d.netns).collect();
+    let expected: BTreeSet<String> = v6
+        .iter()
+        .filter(|a| namespaces.contains(&a.netns))
+        .map(|a| {
+            let flags: Vec<&str> = LOW_FLAGS
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| a.flags & (1 << bit) != 0)
+                .map(|(_, f)| *f)
+                .collect();
+            let flags = flags.join("|");
+            format!("{} {} {}/{} {} {flags}", a.netns, a.ifindex, a.address, a.prefix_len, scope(a.scope))
+        })
+        .collect();
+    let listed: BTreeSet<String> = addresses
+        .iter()
+        .filter(|r| text(r, "family") == "inet6" && namespaces.contains(&number(r, "netns")))
+        .map(|r| {
+            let flags: Vec<String> =
+                text(r, "flags").split('|').filter(|f| LOW_FLAGS.contains(f)).map(String::from).collect();
+            let place = ["netns", "ifindex", "addr"].map(|k| text(r, k)).join(" ");
+            format!("{place}/{} {} {}", text(r, "prefix_len"), text(r, "scope"), flags.join("|"))
+        })
+        .collect();
+    assert!(!expected.is_empty(), "{who}: the guest has IPv6 addresses (::1 at least)");
+    assert_eq!(listed, expected, "{who}: net_addresses (IPv6) vs /proc/net/if_inet6");
+
+    let lo_up: BTreeSet<u64> = devices
+        .iter()
+        .filter(|r| text(r, "name") == "lo" && text(r, "operstate") != "DOWN")
+        .map(|r| number(r, "netns"))
+        .filter(|netns| namespaces.contains(netns))
+        .collect();
+    let expected: BTreeSet<String> =
+        lo_up.iter().map(|netns| format!("{netns} 1 127.0.0.1/8 host permanent lo")).collect();
+    let listed: BTreeSet<String> = addresses
+        .iter()
+        .filter(|r| text(r, "family") == "inet" && namespaces.contains(&number(r, "netns")))
+        .map(|r| {
+            let place = ["netns", "ifindex", "addr"].map(|k| text(r, k)).join(" ");
+            let rest = ["scope", "flags", "label"].map(|k| text(r, k)).join(" ");
+            format!("{place}/{} {rest}", text(r, "prefix_len"))
+        })
+        .collect();
+    assert!(!expected.is_empty(), "{who}: lo is up somewhere");
+    assert_eq!(listed, expected, "{who}: net_addresses (IPv4): lo's 127.0.0.1/8 where lo is up");
 }
 
 fn assert_super_blocks(rows: &[Row], truth: &Truth, who: &str) {

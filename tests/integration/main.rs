@@ -7,6 +7,7 @@ mod cli;
 mod declared;
 mod guests;
 mod kernel_tables;
+mod net_interfaces;
 mod netns;
 mod procfs_tables;
 mod readme;

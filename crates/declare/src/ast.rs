@@ -34,9 +34,24 @@ pub struct Declaration {
     pub walk: Vec<Chain>,
     /// The columns, in order.
     pub columns: Vec<ColumnDecl>,
+    /// `UNION FROM walk COLUMNS (…)`: more rows, from other walks.
+    pub union: Vec<UnionPart>,
     /// The statement's text, as written.
     pub text: String,
     /// Where the statement starts.
+    pub at: Pos,
+}
+
+/// `UNION FROM walk COLUMNS (name = expr, …)`: the rows of another walk, whose objects may
+/// be of another type. It restates every column, by name and in order, with only its
+/// expression: types, keys, `?` and descriptions are those of the first `COLUMNS`.
+#[derive(Debug, Clone)]
+pub struct UnionPart {
+    /// The walk, as alternatives (like [`Declaration::walk`]).
+    pub walk: Vec<Chain>,
+    /// Every column, each with this walk's expression.
+    pub columns: Vec<ColumnDecl>,
+    /// Where `UNION` is written.
     pub at: Pos,
 }
 
@@ -93,6 +108,9 @@ pub enum StepKind {
     /// A tree of `struct list_head` children lists (`VIA sibling CHILDREN children`), in
     /// pre-order from its root object; binds `@depth`.
     Tree,
+    /// A singly linked chain of pointers: the place holds a pointer to the first object,
+    /// each object's `VIA` member points to the next, NULL ends it.
+    Chain,
 }
 
 impl StepKind {
@@ -107,6 +125,7 @@ impl StepKind {
             StepKind::Array => "ARRAY",
             StepKind::Percpu => "PERCPU",
             StepKind::Tree => "TREE",
+            StepKind::Chain => "CHAIN",
         }
     }
 }
@@ -179,6 +198,8 @@ pub enum ExprKind {
     Cast(Box<Expr>, TypeRef),
     /// `f(args …)`.
     Call(Call),
+    /// `NULL`: no value.
+    Null,
 }
 
 /// What a step binds for the columns.
@@ -220,12 +241,15 @@ pub struct Call {
     pub of: Option<TypeRef>,
     /// `STRIP 'PREFIX'`, for `enum()` and `flags()`.
     pub strip: Option<String>,
+    /// `VIA member`, for `first()`: the member linking the objects of its list.
+    pub via: Vec<(String, Pos)>,
 }
 
 /// The functions a column can call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
-    /// `enum(x)`: the enumerator's name.
+    /// `enum(x)`: the enumerator's name; `enum(x, 'A', 'B', 7, 'C')` names values as written
+    /// (0, 1, then a number sets the next name's value, as in C).
     Enum,
     /// `flags(x)`: the names of the set bits, joined by `|`.
     Flags,
@@ -247,6 +271,15 @@ pub enum Function {
     DentryPath,
     /// `kernfs_path(kn)`: a kernfs node's path from its root (written in Rust).
     KernfsPath,
+    /// `ipv4(x)`: four bytes as a dotted IPv4 address.
+    Ipv4,
+    /// `ipv6(x)`: sixteen bytes as an IPv6 address, compressed (RFC 5952).
+    Ipv6,
+    /// `if(cond, a [, b])`: `a` where `cond` is true or non-zero, else `b` (or NULL).
+    If,
+    /// `first(head OF struct T VIA member)`: the first object of a `struct list_head` list,
+    /// NULL when it is empty (the kernel's `list_first_entry_or_null`).
+    First,
 }
 
 impl Function {
@@ -263,6 +296,10 @@ impl Function {
         ("d_path", Function::DPath),
         ("dentry_path", Function::DentryPath),
         ("kernfs_path", Function::KernfsPath),
+        ("ipv4", Function::Ipv4),
+        ("ipv6", Function::Ipv6),
+        ("if", Function::If),
+        ("first", Function::First),
     ];
 
     /// The function called `name`.
@@ -273,7 +310,8 @@ impl Function {
     /// How many arguments it takes, at least and at most.
     pub fn arity(self) -> (usize, usize) {
         match self {
-            Function::Flags => (1, 64),
+            Function::Flags | Function::Enum => (1, 64),
+            Function::If => (2, 3),
             Function::Str => (1, 2),
             Function::DPath => (2, 2),
             _ => (1, 1),

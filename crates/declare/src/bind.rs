@@ -37,6 +37,8 @@ pub struct Plan {
     pub object_type: String,
     /// The bytes of each row object its columns read directly.
     pub(crate) span: Option<ObjectSpan>,
+    /// The plans of the `UNION` parts, whose rows follow this plan's.
+    pub(crate) union: Vec<Plan>,
 }
 
 impl Plan {
@@ -131,6 +133,9 @@ pub(crate) enum Op {
     Deref,
     /// Every element of an array (`[*]`, in `sum()`).
     Spread { count: u64, stride: u64 },
+    /// From a `struct list_head` to its first object, whose linking member is `link` bytes
+    /// in (`first()`; an empty list ends the path with NULL).
+    First { link: u64 },
 }
 
 impl Place {
@@ -168,11 +173,13 @@ pub(crate) enum Scalar {
     CharPointer(usize),
 }
 
-/// How `hex()` and `mac()` print bytes.
+/// How `hex()`, `mac()`, `ipv4()` and `ipv6()` print bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum BytesFormat {
     Hex,
     Mac,
+    Ipv4,
+    Ipv6,
 }
 
 /// The path functions written in Rust.
@@ -203,6 +210,8 @@ pub(crate) enum BExpr {
     Sum(Place, Scalar),
     Bytes(Place, usize, BytesFormat),
     Rust(RustPath, Vec<BExpr>),
+    /// `if(cond, a, b)`.
+    If(Box<BExpr>, Box<BExpr>, Box<BExpr>),
 }
 
 /// A bound container step.
@@ -320,14 +329,58 @@ impl<'a, 'k> Binder<'a, 'k> {
         let columns: Vec<BoundColumn> =
             declaration.columns.iter().map(|c| self.bind_column(c, scope)).collect::<Result<_, _>>()?;
         let span = ObjectSpan::of(&columns);
-        Ok(Plan {
+        let plan = Plan {
             name: declaration.name.clone(),
             steps,
             span,
             columns,
             parent: parent.map(|(plan, _)| Box::new(plan)),
             object_type: object.name(),
-        })
+            union: Vec::new(),
+        };
+        self.with_union(plan, declaration, parents)
+    }
+
+    /// `plan` with the `UNION` parts of `declaration` bound: each part's walk, with the first
+    /// `COLUMNS`' names, types, keys and `?` and the part's own expressions.
+    fn with_union(
+        &self,
+        mut plan: Plan,
+        declaration: &Declaration,
+        parents: usize,
+    ) -> Result<Plan, DeclareError> {
+        let names: Vec<&str> = declaration.columns.iter().map(|c| c.name.as_str()).collect();
+        for part in &declaration.union {
+            let own: Vec<&str> = part.columns.iter().map(|c| c.name.as_str()).collect();
+            if own != names {
+                return Err(DeclareError::new(
+                    Some(part.at),
+                    format!("a UNION part restates every column, in order: {}", names.join(", ")),
+                ));
+            }
+            let columns = declaration.columns.iter().zip(&part.columns);
+            let part_declaration = Declaration {
+                walk: part.walk.clone(),
+                columns: columns
+                    .map(|(first, own)| ColumnDecl { expr: own.expr.clone(), ..first.clone() })
+                    .collect(),
+                union: Vec::new(),
+                ..declaration.clone()
+            };
+            let bound = self.bind_within(&part_declaration, parents)?;
+            for ((name, first), (_, here)) in plan.output().into_iter().zip(bound.output()) {
+                if first != here {
+                    return Err(DeclareError::new(
+                        Some(part.at),
+                        format!(
+                            "column {name} is {here:?} in this UNION part, {first:?} in the first: write its type"
+                        ),
+                    ));
+                }
+            }
+            plan.union.push(bound);
+        }
+        Ok(plan)
     }
 
     fn bind_parent(
@@ -427,6 +480,7 @@ impl<'a, 'k> Binder<'a, 'k> {
             StepKind::Xarray | StepKind::Idr => self.bind_xarray(step, &source, &mut bound)?,
             StepKind::Array => self.bind_array(step, &source, scope, &mut bound)?,
             StepKind::Percpu => self.bind_percpu(step, &source)?,
+            StepKind::Chain => self.bind_pointer_chain(step, &source, &mut bound)?,
         };
         Ok((bound, object))
     }
@@ -461,6 +515,37 @@ impl<'a, 'k> Binder<'a, 'k> {
             return Err(DeclareError::new(
                 step.via.first().map(|(_, at)| at).copied(),
                 format!("VIA {} is a {link_type}, not a {}", joined(&step.via), node.join(" or ")),
+            ));
+        }
+        bound.link = link;
+        Ok(object)
+    }
+
+    /// CHAIN: a pointer to the first object, and the member of each object pointing to the
+    /// next, both pointers to the `OF` type.
+    fn bind_pointer_chain(
+        &self,
+        step: &Step,
+        source: &Typed<'k>,
+        bound: &mut BoundStep,
+    ) -> Result<KernelType<'k>, DeclareError> {
+        let object = self.of_type(step)?;
+        let pointer = format!("{} *", object.name());
+        let points_to_object = match source.ty.shape().map_err(|e| self.lookup(e, step.source.at))? {
+            Shape::Pointer(target) => target.name() == object.name(),
+            _ => false,
+        };
+        if !points_to_object {
+            return Err(DeclareError::new(
+                Some(step.source.at),
+                format!("CHAIN {} is a {}, not a {pointer}", source.text, source.ty.name()),
+            ));
+        }
+        let (link, link_type) = self.designator(object, &step.via)?;
+        if link_type != pointer {
+            return Err(DeclareError::new(
+                step.via.first().map(|(_, at)| *at),
+                format!("VIA {} is a {link_type}, not a {pointer}", joined(&step.via)),
             ));
         }
         bound.link = link;
@@ -690,6 +775,7 @@ impl<'a, 'k> Binder<'a, 'k> {
             )),
             ExprKind::Alternatives(choices) => self.first_binding(choices, scope),
             ExprKind::Call(call) => self.call(call, scope),
+            ExprKind::Null => Ok(BExpr::Null),
             _ => {
                 let typed = self.place(expr, scope)?;
                 Ok(BExpr::Read(typed.place.clone(), self.scalar(&typed, expr.at)?))
@@ -725,6 +811,13 @@ impl<'a, 'k> Binder<'a, 'k> {
     fn call(&self, call: &Call, scope: Scope<'_, 'k>) -> Result<BExpr, DeclareError> {
         let arg = &call.args[0];
         match call.function {
+            Function::Enum if call.args.len() > 1 => self.written_enum(call, scope),
+            Function::Ipv4 | Function::Ipv6 => self.ip_address(call.function, arg, scope),
+            Function::If => self.condition(call, scope),
+            Function::First => Err(DeclareError::new(
+                Some(arg.at),
+                "first(…) is an object: name one of its members, as first(…).member",
+            )),
             Function::Enum => {
                 Ok(BExpr::Enum(Box::new(self.number(arg, scope)?), self.enumerators(call, scope)?))
             }
@@ -753,6 +846,113 @@ impl<'a, 'k> Binder<'a, 'k> {
                 Ok(BExpr::Rust(function, args))
             }
         }
+    }
+
+    /// `enum(x, 'A', 'B', 7, 'C', …)`: names written in the declaration, for values 0, 1, …;
+    /// a number sets the next name's value (as in a C enum).
+    fn written_enum(&self, call: &Call, scope: Scope<'_, 'k>) -> Result<BExpr, DeclareError> {
+        let value = self.number(&call.args[0], scope)?;
+        let mut names = Vec::new();
+        let mut next = 0i128;
+        for arg in &call.args[1..] {
+            match &arg.kind {
+                ExprKind::Number(n) => next = *n,
+                ExprKind::Text(name) => {
+                    names.push((next, name.clone()));
+                    next += 1;
+                }
+                _ => {
+                    return Err(DeclareError::new(
+                        Some(arg.at),
+                        "enum(x, …) names values with 'TEXT'; a number sets the next name's value",
+                    ));
+                }
+            }
+        }
+        Ok(BExpr::Enum(Box::new(value), names))
+    }
+
+    /// `ipv4(x)`, `ipv6(x)`: the 4 or 16 bytes at `arg`, whatever their type (`__be32`,
+    /// `struct in6_addr`, a byte array).
+    fn ip_address(
+        &self,
+        function: Function,
+        arg: &Expr,
+        scope: Scope<'_, 'k>,
+    ) -> Result<BExpr, DeclareError> {
+        let typed = self.place(arg, scope)?;
+        let (format, wanted) = match function {
+            Function::Ipv4 => (BytesFormat::Ipv4, 4),
+            _ => (BytesFormat::Ipv6, 16),
+        };
+        let size = match typed.ty {
+            Ty::Known(ty) => ty.size().map_err(|e| self.lookup(e, arg.at))?,
+            _ => 0,
+        };
+        if size != wanted {
+            return Err(DeclareError::new(
+                Some(arg.at),
+                format!(
+                    "{}(): {} is a {} of {size} bytes, not {wanted}",
+                    if wanted == 4 { "ipv4" } else { "ipv6" },
+                    typed.text,
+                    typed.ty.name()
+                ),
+            ));
+        }
+        Ok(BExpr::Bytes(typed.place, wanted, format))
+    }
+
+    /// `if(cond, a [, b])`: `cond` a number or boolean; `a` and `b` of one kind.
+    fn condition(&self, call: &Call, scope: Scope<'_, 'k>) -> Result<BExpr, DeclareError> {
+        let cond = self.value(&call.args[0], scope)?;
+        if inferred_type(&cond) == Some(ColumnType::Utf8) {
+            return Err(DeclareError::new(
+                Some(call.args[0].at),
+                "if(): the condition is text, not a number",
+            ));
+        }
+        let then = self.value(&call.args[1], scope)?;
+        let otherwise = match call.args.get(2) {
+            Some(arg) => self.value(arg, scope)?,
+            None => BExpr::Null,
+        };
+        let text = |e: &BExpr| inferred_type(e).map(|ty| ty == ColumnType::Utf8);
+        if let (Some(a), Some(b)) = (text(&then), text(&otherwise))
+            && a != b
+        {
+            return Err(DeclareError::new(Some(call.args[1].at), "if(): one choice is text, the other not"));
+        }
+        Ok(BExpr::If(Box::new(cond), Box::new(then), Box::new(otherwise)))
+    }
+
+    /// `first(head OF struct T VIA member)` as a place: the first `T` of the list at `head`.
+    fn first_entry(&self, call: &Call, scope: Scope<'_, 'k>) -> Result<Typed<'k>, DeclareError> {
+        let head = self.place(&call.args[0], scope)?;
+        let at = call.args[0].at;
+        if head.ty.name() != "struct list_head" {
+            return Err(DeclareError::new(
+                Some(at),
+                format!("first(): {} is a {}, not a struct list_head", head.text, head.ty.name()),
+            ));
+        }
+        let (Some(of), false) = (&call.of, call.via.is_empty()) else {
+            return Err(DeclareError::new(Some(at), "first() needs OF type VIA member"));
+        };
+        let object = self.type_ref(of)?;
+        let (link, link_type) = self.designator(object, &call.via)?;
+        if link_type != "struct list_head" {
+            return Err(DeclareError::new(
+                call.via.first().map(|(_, at)| *at).or(Some(at)),
+                format!("first(): VIA {} is a {link_type}, not a struct list_head", joined(&call.via)),
+            ));
+        }
+        Ok(Typed {
+            place: head.place.then(Op::First { link }),
+            ty: Ty::Known(object),
+            bits: None,
+            text: format!("first({})", head.text),
+        })
     }
 
     /// The enumerators `enum()` names values with: of `OF enum x`, else of the argument's type.
@@ -937,6 +1137,7 @@ impl<'a, 'k> Binder<'a, 'k> {
                 self.subscript(&typed, *index, expr.at, scope.spread)
             }
             ExprKind::Cast(inner, to) => self.cast(inner, to, scope),
+            ExprKind::Call(call) if call.function == Function::First => self.first_entry(call, scope),
             _ => Err(DeclareError::new(Some(expr.at), "expected a member, a global or @")),
         }
     }
@@ -1212,6 +1413,7 @@ pub(crate) fn inferred_type(expr: &BExpr) -> Option<ColumnType> {
             scalar_type(*scalar, matches!(expr, BExpr::Sum(..)))
         }
         BExpr::Addr(_) => ColumnType::UInt64,
+        BExpr::If(_, then, otherwise) => return inferred_type(then).or_else(|| inferred_type(otherwise)),
         BExpr::Bound(BoundName::Index) => ColumnType::UInt64,
         BExpr::Bound(_) => ColumnType::UInt32,
         BExpr::Binary(left, _, right) => {

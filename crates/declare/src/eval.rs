@@ -1,6 +1,7 @@
 //! Computing a bound expression's value for one object: member reads (bit-fields and sign
 //! included), arithmetic, and the functions (`enum`, `flags`, `symbol`, `str`, `sum`,
-//! `hex`, `mac`, and those written in Rust: `d_path`, `dentry_path`, `kernfs_path`).
+//! `hex`, `mac`, `ipv4`, `ipv6`, `if`, and those written in Rust: `d_path`, `dentry_path`,
+//! `kernfs_path`).
 //! A read that fails is NULL, counted by the scan.
 
 use kql_drgn::{Error, ErrorKind, Result};
@@ -78,6 +79,11 @@ impl Scan<'_, '_> {
                 }
                 Value::Text(self.rust_function(*function, &values)?)
             }
+            BExpr::If(cond, then, otherwise) => match self.try_eval(cond, frame)? {
+                Value::Null => Value::Null,
+                Value::Int(0) | Value::Bool(false) => self.try_eval(otherwise, frame)?,
+                _ => self.try_eval(then, frame)?,
+            },
         })
     }
 
@@ -242,6 +248,9 @@ fn flag_names(value: u64, names: &[(u64, String)]) -> String {
 
 fn format_bytes(bytes: &[u8], format: BytesFormat) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    if let Some(address) = ip_address(bytes, format) {
+        return address;
+    }
     let mut text = String::with_capacity(bytes.len() * 3);
     for (i, byte) in bytes.iter().enumerate() {
         if format == BytesFormat::Mac && i > 0 {
@@ -251,4 +260,13 @@ fn format_bytes(bytes: &[u8], format: BytesFormat) -> String {
         text.push(char::from(DIGITS[usize::from(byte & 15)]));
     }
     text
+}
+
+/// `ipv4()`'s and `ipv6()`'s text: dotted IPv4, compressed IPv6 (RFC 5952, as `ip` prints it).
+fn ip_address(bytes: &[u8], format: BytesFormat) -> Option<String> {
+    match format {
+        BytesFormat::Ipv4 => Some(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string()),
+        BytesFormat::Ipv6 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).to_string()),
+        BytesFormat::Hex | BytesFormat::Mac => None,
+    }
 }

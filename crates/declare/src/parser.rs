@@ -4,19 +4,23 @@
 //!
 //! ```text
 //! declaration := CREATE KERNEL TABLE name ['doc'] [PARENT table [AS alias]]
-//!                FROM chain {'|' chain} COLUMNS '(' column {',' column} ')' [';']
+//!                FROM walk COLUMNS '(' column {',' column} ')'
+//!                {UNION FROM walk COLUMNS '(' name '=' expr {',' name '=' expr} ')'} [';']
+//! walk        := chain {'|' chain}
 //! chain       := step {THEN step}
 //! step        := (LIST|HLIST|RBTREE) place OF ctype VIA designator
 //!              | (XARRAY|IDR|PERCPU) place [OF ctype]
 //!              | ARRAY place [COUNT expr] [OF ctype]
 //!              | TREE place OF ctype VIA designator CHILDREN designator
+//!              | CHAIN place OF ctype VIA designator
 //! column      := name [sqltype] [KEY] ['?'] '=' expr ['doc']
 //! expr        := and {'|' and}          (alternatives)
 //! and         := shift {'&' shift};  shift := sum {('<<'|'>>') sum}
 //! sum         := product {('+'|'-') product};  product := postfix {'*' postfix}
 //! postfix     := primary {'.' name | '->' name | '[' (number|'*') ']'}
-//! primary     := number | 'text' | name | '@' | '@index' | '@cpu' | '@depth' | '@parent'
+//! primary     := number | 'text' | NULL | name | '@' | '@index' | '@cpu' | '@depth' | '@parent'
 //!              | CAST '(' expr AS ctype ['*'] ')' | function '(' args ')' | '(' expr ')'
+//! args        := expr {',' expr} [OF ctype] [STRIP 'text'] [VIA designator]
 //! ```
 
 use datafusion::sql::sqlparser::dialect::Dialect;
@@ -178,6 +182,7 @@ impl Parser<'_> {
             columns.push(self.column()?);
         }
         self.expect(&Token::RParen)?;
+        let union = self.union_parts()?;
         let end = match self.tokens.get(self.at - 1) {
             Some(t) => self.offset(Pos { line: t.span.end.line, column: t.span.end.column }),
             None => self.text.len(),
@@ -186,7 +191,47 @@ impl Parser<'_> {
             return self.error("expected ';' after the columns");
         }
         let text = format!("{};", self.text[self.offset(at)..end].trim());
-        Ok(Declaration { name, doc, parent, walk, columns, text, at })
+        Ok(Declaration { name, doc, parent, walk, columns, union, text, at })
+    }
+
+    /// `{UNION FROM walk COLUMNS (name = expr, …)}`: each part's columns carry only their
+    /// expressions (the first `COLUMNS` types and describes them).
+    fn union_parts(&mut self) -> Result<Vec<UnionPart>, DeclareError> {
+        let mut parts = Vec::new();
+        loop {
+            let at = self.pos();
+            if !self.eat_keyword("UNION") {
+                return Ok(parts);
+            }
+            self.keyword("FROM")?;
+            let mut walk = vec![self.chain()?];
+            while self.eat(&Token::Pipe) {
+                walk.push(self.chain()?);
+            }
+            self.keyword("COLUMNS")?;
+            self.expect(&Token::LParen)?;
+            let mut columns = vec![self.union_column()?];
+            while self.eat(&Token::Comma) {
+                columns.push(self.union_column()?);
+            }
+            self.expect(&Token::RParen)?;
+            parts.push(UnionPart { walk, columns, at });
+        }
+    }
+
+    /// `name = expr`, a column of a `UNION` part.
+    fn union_column(&mut self) -> Result<ColumnDecl, DeclareError> {
+        let column = self.column()?;
+        if column.sql_type.is_some() || column.key || column.optional || !column.doc.is_empty() {
+            return Err(DeclareError::new(
+                Some(column.at),
+                format!(
+                    "column {} of a UNION part: write only name = expr (types, KEY, ? and descriptions are the first COLUMNS')",
+                    column.name
+                ),
+            ));
+        }
+        Ok(column)
     }
 
     fn parent(&mut self) -> Result<Option<ParentRef>, DeclareError> {
@@ -221,17 +266,22 @@ impl Parser<'_> {
             StepKind::Array,
             StepKind::Percpu,
             StepKind::Tree,
+            StepKind::Chain,
         ];
         let Some(kind) = kinds.into_iter().find(|kind| self.eat_keyword(kind.keyword())) else {
-            return self
-                .error("expected a container: LIST, HLIST, RBTREE, XARRAY, IDR, ARRAY, PERCPU or TREE");
+            return self.error(
+                "expected a container: LIST, HLIST, RBTREE, XARRAY, IDR, ARRAY, PERCPU, TREE or CHAIN",
+            );
         };
         let source = self.postfix(0)?;
         let count = match kind == StepKind::Array && self.eat_keyword("COUNT") {
             true => Some(self.sum(0)?),
             false => None,
         };
-        let linked = matches!(kind, StepKind::List | StepKind::Hlist | StepKind::Rbtree | StepKind::Tree);
+        let linked = matches!(
+            kind,
+            StepKind::List | StepKind::Hlist | StepKind::Rbtree | StepKind::Tree | StepKind::Chain
+        );
         let of = match linked {
             true => {
                 self.keyword("OF")?;
@@ -443,6 +493,9 @@ impl Parser<'_> {
         if self.eat_keyword("CAST") {
             return self.cast(depth, at);
         }
+        if self.eat_keyword("NULL") {
+            return Ok(Expr { kind: ExprKind::Null, at });
+        }
         let name = self.name("a member, a global or a function")?;
         if self.peek() == Some(&Token::LParen) {
             return self.call(&name, depth, at);
@@ -490,7 +543,8 @@ impl Parser<'_> {
             return self.error(format!("unknown function '{name}' (there are {})", known.join(", ")));
         };
         self.expect(&Token::LParen)?;
-        let mut call = Call { function, args: vec![self.expr(depth)?], of: None, strip: None };
+        let mut call =
+            Call { function, args: vec![self.expr(depth)?], of: None, strip: None, via: Vec::new() };
         loop {
             if self.eat(&Token::RParen) {
                 break;
@@ -499,6 +553,8 @@ impl Parser<'_> {
             } else if self.eat_keyword("STRIP") {
                 call.strip =
                     Some(self.string().map_or_else(|| self.error("expected 'PREFIX' after STRIP"), Ok)?);
+            } else if self.eat_keyword("VIA") {
+                call.via = self.designator()?;
             } else if self.eat(&Token::Comma) {
                 if !self.eat_keyword("STRIP") {
                     call.args.push(self.expr(depth)?);
@@ -509,6 +565,9 @@ impl Parser<'_> {
             } else {
                 return self.error(format!("expected ',' or ')' in {name}()"));
             }
+        }
+        if !call.via.is_empty() && function != Function::First {
+            return Err(DeclareError::new(Some(at), format!("{name}(): VIA is for first() only")));
         }
         let (least, most) = function.arity();
         if !(least..=most).contains(&call.args.len()) {
@@ -601,6 +660,31 @@ mod tests {
             ")".repeat(500)
         );
         assert!(error_of(&deep).contains("nest more than"));
+    }
+
+    #[test]
+    fn chains_unions_null_and_first_parse() {
+        let text = "CREATE KERNEL TABLE a PARENT d AS d FROM CHAIN d.ip_ptr->ifa_list OF struct in_ifaddr VIA ifa_next \
+                    COLUMNS (f TEXT = 'inet' 'family', m INT = if(first(u OF struct adj VIA list).master, 1, 0), \
+                    s TEXT = enum(x, 'global', 200, 'site')) \
+                    UNION FROM LIST d.ip6_ptr->addr_list OF struct inet6_ifaddr VIA if_list \
+                    COLUMNS (f = 'inet6', m = NULL, s = ipv6(addr));";
+        let declaration = parse(text).unwrap().remove(0);
+        assert_eq!(declaration.walk[0][0].kind, StepKind::Chain);
+        assert!(declaration.text.ends_with("s = ipv6(addr));"), "{}", declaration.text);
+        let [part] = &declaration.union[..] else { panic!("one UNION part") };
+        assert_eq!(part.walk[0][0].kind, StepKind::List);
+        assert!(matches!(part.columns[1].expr.kind, ExprKind::Null));
+        let ExprKind::Call(condition) = &declaration.columns[1].expr.kind else { panic!("if()") };
+        assert_eq!(condition.function, Function::If);
+        let ExprKind::Member(first, _) = &condition.args[0].kind else { panic!("first(…).master") };
+        assert!(
+            matches!(&first.kind, ExprKind::Call(c) if c.function == Function::First && c.via[0].0 == "list")
+        );
+        let typed_part = text.replace("m = NULL", "m INT = NULL");
+        assert!(error_of(&typed_part).contains("column m of a UNION part: write only name = expr"));
+        let via = "CREATE KERNEL TABLE t FROM IDR x OF struct a COLUMNS (a = enum(b VIA c))";
+        assert!(error_of(via).contains("enum(): VIA is for first() only"));
     }
 
     #[test]

@@ -44,6 +44,11 @@ fn direct_reads(expr: &BExpr, ranges: &mut Vec<(i64, i64)>) {
         }
         BExpr::Enum(value, _) | BExpr::Flags(value, _) | BExpr::Symbol(value) => direct_reads(value, ranges),
         BExpr::Rust(_, args) => args.iter().for_each(|arg| direct_reads(arg, ranges)),
+        BExpr::If(cond, then, otherwise) => {
+            direct_reads(cond, ranges);
+            direct_reads(then, ranges);
+            direct_reads(otherwise, ranges);
+        }
         BExpr::Addr(place) | BExpr::Sum(place, _) => ranges.extend(first_read(place, 0)),
         BExpr::Const(_) | BExpr::Text(_) | BExpr::Null | BExpr::Bound(_) => {}
     }
@@ -59,7 +64,7 @@ fn first_read(place: &Place, size: usize) -> Option<(i64, i64)> {
     for op in &place.ops {
         match *op {
             Op::Add(n) => offset = offset.checked_add(n)?,
-            Op::Deref => return Some((offset, offset.checked_add(8)?)),
+            Op::Deref | Op::First { .. } => return Some((offset, offset.checked_add(8)?)),
             Op::Spread { .. } => return None,
         }
     }

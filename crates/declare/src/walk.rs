@@ -156,7 +156,26 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
             plan.name, misfits.count
         ));
     }
-    Ok(Scanned { columns, warnings })
+    with_union_rows(plan, types, wanted, budget, Scanned { columns, warnings })
+}
+
+/// `scanned` followed by the rows of `plan`'s `UNION` parts, each scanned with its own budget.
+fn with_union_rows(
+    plan: &Plan,
+    types: &Types,
+    wanted: &Wanted,
+    budget: Budget,
+    mut scanned: Scanned,
+) -> Result<Scanned> {
+    for part in &plan.union {
+        let more = scan(part, types, wanted, budget)?;
+        for (column, rows) in scanned.columns.iter_mut().zip(more.columns) {
+            *column = datafusion::arrow::compute::concat(&[column.as_ref(), rows.as_ref()])
+                .map_err(|e| Error::new(ErrorKind::Other, format!("{}: {e}", plan.name)))?;
+        }
+        scanned.warnings.extend(more.warnings);
+    }
+    Ok(scanned)
 }
 
 impl<'a, 'k> Scan<'a, 'k> {
@@ -358,6 +377,7 @@ impl<'a, 'k> Scan<'a, 'k> {
             StepKind::Array => self.array_objects(step, at, frame, indexes)?,
             StepKind::Percpu => self.percpu_objects(at, frame)?,
             StepKind::Tree => self.tree_objects(step, at, frame)?,
+            StepKind::Chain => self.chain_objects(step, at, frame)?,
         };
         out.reserve(objects.len());
         for (object, mut frame) in objects {
@@ -497,6 +517,42 @@ impl<'a, 'k> Scan<'a, 'k> {
         Ok(objects)
     }
 
+    /// A CHAIN: the objects from the pointer at `first`, each pointing to the next through
+    /// the member at `step.link`, until NULL; a loop or more than `list::MAX_NODES` objects
+    /// is an error.
+    fn chain_objects(&mut self, step: &BoundStep, first: u64, frame: &Frame) -> Result<Vec<(u64, Frame)>> {
+        let mut seen = HashSet::new();
+        let mut objects = Vec::new();
+        let mut object = self.read_pointer(first)?;
+        while object != 0 {
+            if !seen.insert(object) {
+                return Err(Error::new(
+                    ErrorKind::BadData,
+                    format!("{}: {object:#x} is reached twice (a cycle)", step.what),
+                ));
+            }
+            if objects.len() >= list::MAX_NODES {
+                return Err(Error::new(
+                    ErrorKind::BadData,
+                    format!("{}: more than {} objects", step.what, list::MAX_NODES),
+                ));
+            }
+            objects.push((object, *frame));
+            object = self.read_pointer(object.wrapping_add(step.link))?;
+        }
+        Ok(objects)
+    }
+
+    /// The first object of the `struct list_head` at `head` whose linking member is `link`
+    /// bytes in; `None` for an empty list (its `next` pointing back at the head).
+    fn first_entry(&mut self, head: u64, link: u64) -> Result<Option<u64>> {
+        match self.read_pointer(head)? {
+            0 => Ok(None),
+            next if next == head => Ok(None),
+            next => Ok(Some(next.wrapping_sub(link))),
+        }
+    }
+
     /// The pointer at `address`, which must be NULL or a kernel address.
     fn read_pointer(&mut self, address: u64) -> Result<u64> {
         self.bytes += 8;
@@ -536,6 +592,10 @@ impl<'a, 'k> Scan<'a, 'k> {
                 Op::Spread { .. } => {
                     return Err(Error::new(ErrorKind::Other, "[*] outside sum()"));
                 }
+                Op::First { link } => match self.first_entry(address, link)? {
+                    Some(object) => address = object,
+                    None => return Ok(None),
+                },
             }
         }
         Ok(Some(address))

@@ -26,7 +26,7 @@ use kql_kernel::{TypeSource, Types};
 
 use crate::kernel_walk;
 use crate::target::{Binding, Target};
-use crate::{kernel_modules, mounts};
+use crate::{kernel_modules, mounts, net_addresses, net_devices};
 
 mod shipped {
     include!(concat!(env!("OUT_DIR"), "/declared_tables.rs"));
@@ -60,7 +60,8 @@ pub fn host_batch<R>(
 }
 
 /// Every host source, one line each.
-const HOST_SOURCES: &[&HostSource] = &[&kernel_modules::HOST, &mounts::HOST];
+const HOST_SOURCES: &[&HostSource] =
+    &[&kernel_modules::HOST, &mounts::HOST, &net_devices::HOST, &net_addresses::HOST];
 
 /// A declaration and where it came from.
 #[derive(Debug)]
@@ -364,18 +365,20 @@ fn inherited_keys(
     keys
 }
 
-/// The containers walked, e.g. `LIST OF struct module | RBTREE OF struct mount`.
+/// The containers walked, e.g. `LIST OF struct module | RBTREE OF struct mount`, each
+/// `UNION` part's after its own `UNION`.
 fn walk_summary(declaration: &Declaration) -> String {
     let step = |s: &kql_declare::ast::Step| match &s.of {
         Some(of) => format!("{} OF {}", s.kind.keyword(), of.name),
         None => s.kind.keyword().to_string(),
     };
-    let chains: Vec<String> = declaration
-        .walk
-        .iter()
-        .map(|chain| chain.iter().map(step).collect::<Vec<_>>().join(" THEN "))
-        .collect();
-    chains.join(" | ")
+    let walk = |walk: &[kql_declare::ast::Chain]| {
+        let chains: Vec<String> =
+            walk.iter().map(|chain| chain.iter().map(step).collect::<Vec<_>>().join(" THEN ")).collect();
+        chains.join(" | ")
+    };
+    let parts = declaration.union.iter().map(|part| walk(&part.walk));
+    std::iter::once(walk(&declaration.walk)).chain(parts).collect::<Vec<_>>().join(" UNION ")
 }
 
 fn leak(text: &str) -> &'static str {

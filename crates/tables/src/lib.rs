@@ -11,6 +11,8 @@ pub mod functions;
 mod kernel_modules;
 mod kernel_walk;
 mod mounts;
+mod net_addresses;
+mod net_devices;
 mod proc_fds;
 mod processes;
 pub mod queries;
