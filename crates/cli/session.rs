@@ -48,8 +48,7 @@ impl Session {
     /// `format`.
     pub fn new(format: Format, target: &Arc<Target>, declarations: Declarations) -> Result<Self, CliError> {
         let engine = kql_tables::engine_with(target, &declarations)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| CliError::new(format!("cannot start the query runtime: {e}")))?;
@@ -129,27 +128,31 @@ impl Session {
         Ok(Outcome::Done)
     }
 
-    /// Runs `statement` on a worker thread while this one waits for it or for Ctrl-C, so that
-    /// a plan computing without a pause (a large cross join) cannot hold off the cancel.
-    /// `None`: cancelled; the statement is aborted at its next pause.
+    /// Runs `statement` on a thread of its own while this one waits for it or for Ctrl-C, so
+    /// that a plan computing without a pause (a large cross join) cannot hold off the cancel.
+    /// `None`: cancelled; the statement is dropped at its next pause, its rows unread.
     fn run_cancellable(
         &self,
         statement: Statement,
         params: &ParamValues,
     ) -> Option<Result<(SchemaRef, Vec<RecordBatch>), CliError>> {
-        let mut task = self.runtime.spawn(self.engine.run_statement(statement, params));
-        let joined = self.runtime.block_on(async {
-            tokio::select! {
-                joined = &mut task => Some(joined),
-                _ = tokio::signal::ctrl_c() => None,
-            }
+        let running = self.engine.run_statement(statement, params);
+        let (done, result) = tokio::sync::oneshot::channel();
+        let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new().name("kql statement".into()).spawn(move || {
+            let _ = done.send(run_until_cancelled(running, cancelled));
         });
-        if joined.is_none() {
-            task.abort();
+        if let Err(e) = spawned {
+            return Some(Err(CliError::new(format!("cannot start the statement's thread: {e}"))));
         }
-        joined.map(|joined| match joined {
-            Ok(result) => result.map_err(CliError::from),
-            Err(failed) => Err(CliError::new(format!("the statement failed: {failed}"))),
+        self.runtime.block_on(async {
+            tokio::select! {
+                result = result => Some(result.unwrap_or_else(|_| Err(CliError::new("the statement's thread died".into())))),
+                _ = tokio::signal::ctrl_c() => {
+                    let _ = cancel.send(());
+                    None
+                }
+            }
         })
     }
 
@@ -246,4 +249,22 @@ fn parse_one(sql: &str) -> Result<Statement, CliError> {
         (Some(statement), true) => Ok(statement),
         _ => Err(CliError::new(format!("expected one SQL statement: {}", sql.trim()))),
     }
+}
+
+/// Runs `statement` to its end on a runtime of the calling thread, unless `cancelled` fires
+/// first (then its result is dropped; it says nothing).
+fn run_until_cancelled(
+    statement: impl Future<Output = datafusion::error::Result<(SchemaRef, Vec<RecordBatch>)>>,
+    cancelled: tokio::sync::oneshot::Receiver<()>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the query runtime: {e}")))?;
+    runtime.block_on(async {
+        tokio::select! {
+            result = statement => result.map_err(CliError::from),
+            _ = cancelled => Err(CliError::new("query cancelled".into())),
+        }
+    })
 }
