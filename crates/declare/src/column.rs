@@ -49,6 +49,7 @@ impl Column {
     }
 
     /// Appends `value`; `Err` says why it became NULL when it does not fit the type.
+    #[inline]
     pub fn push(&mut self, value: Value) -> Result<(), String> {
         let int = match &value {
             Value::Int(n) => Some(*n),

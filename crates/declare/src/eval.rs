@@ -9,12 +9,18 @@ use kql_kernel::cgroup::CgroupIds;
 use kql_kernel::fs::{self, FileWalker};
 
 use crate::ast::BinOp;
-use crate::bind::{BExpr, BytesFormat, Op, Place, RustPath, Scalar};
+use crate::bind::{BExpr, Base, BytesFormat, Op, Place, RustPath, Scalar};
 use crate::walk::{Frame, Scan, Value};
 
 impl Scan<'_, '_> {
     /// The value of `expr` for the object of `frame`.
+    #[inline(always)]
     pub(crate) fn eval(&mut self, expr: &BExpr, frame: &Frame) -> Value {
+        if let BExpr::Read(place, scalar) = expr
+            && let Some(value) = self.member_in_window(place, *scalar, frame)
+        {
+            return value;
+        }
         match self.try_eval(expr, frame) {
             Ok(value) => value,
             Err(error) => {
@@ -24,24 +30,59 @@ impl Scan<'_, '_> {
         }
     }
 
+    /// The hot core: constants, member reads and arithmetic; functions go to
+    /// [`Scan::try_eval_function`], kept apart so this stays small.
     fn try_eval(&mut self, expr: &BExpr, frame: &Frame) -> Result<Value> {
         Ok(match expr {
             BExpr::Const(n) => Value::Int(*n),
-            BExpr::Text(text) => Value::Text(text.clone()),
             BExpr::Null => Value::Null,
-            BExpr::Read(place, scalar) => match self.resolve(place, frame)? {
-                Some(address) => self.read_scalar(address, *scalar)?,
-                None => Value::Null,
+            BExpr::Read(place, scalar) => match self.member_in_window(place, *scalar, frame) {
+                Some(value) => value,
+                None => self.read_through(place, *scalar, frame)?,
             },
-            BExpr::Addr(place) => {
-                self.resolve(place, frame)?.map_or(Value::Null, |a| Value::Int(i128::from(a)))
-            }
             BExpr::Bound(name) => self.bound(*name, frame),
             BExpr::Binary(left, op, right) => {
                 match (self.try_eval(left, frame)?, self.try_eval(right, frame)?) {
                     (Value::Int(a), Value::Int(b)) => arithmetic(a, *op, b),
                     _ => Value::Null,
                 }
+            }
+            _ => self.try_eval_function(expr, frame)?,
+        })
+    }
+
+    /// `place`'s value when it is not a member in the window. A path that starts with a
+    /// pointer of the row object (`sk->sk_net->ns.inum`) leads to the same value from the same
+    /// pointer, so that value is kept for the scan, keyed by the place and the pointer.
+    fn read_through(&mut self, place: &Place, scalar: Scalar, frame: &Frame) -> Result<Value> {
+        let Some((first, rest)) = pointer_first(place) else {
+            return Ok(match self.resolve(place, frame)? {
+                Some(address) => self.read_scalar(address, scalar)?,
+                None => Value::Null,
+            });
+        };
+        let pointer = self.read_pointer(frame.object.wrapping_add_signed(first))?;
+        if pointer == 0 {
+            return Ok(Value::Null);
+        }
+        let key = (std::ptr::from_ref(place) as usize, pointer);
+        if let Some(value) = self.remembered.get(&key) {
+            return Ok(value.clone());
+        }
+        let value = match self.follow(pointer, rest)? {
+            Some(address) => self.read_scalar(address, scalar)?,
+            None => Value::Null,
+        };
+        self.remembered.insert(key, value.clone());
+        Ok(value)
+    }
+
+    #[inline(never)]
+    fn try_eval_function(&mut self, expr: &BExpr, frame: &Frame) -> Result<Value> {
+        Ok(match expr {
+            BExpr::Text(text) => Value::Text(text.clone()),
+            BExpr::Addr(place) => {
+                self.resolve(place, frame)?.map_or(Value::Null, |a| Value::Int(i128::from(a)))
             }
             BExpr::Enum(value, names) => match self.try_eval(value, frame)? {
                 Value::Int(n) => Value::Text(
@@ -84,6 +125,9 @@ impl Scan<'_, '_> {
                 Value::Int(0) | Value::Bool(false) => self.try_eval(otherwise, frame)?,
                 _ => self.try_eval(then, frame)?,
             },
+            BExpr::Const(_) | BExpr::Null | BExpr::Read(..) | BExpr::Bound(_) | BExpr::Binary(..) => {
+                self.try_eval(expr, frame)?
+            }
         })
     }
 
@@ -92,7 +136,7 @@ impl Scan<'_, '_> {
         Ok(match scalar {
             Scalar::Int { size, signed, bits } => Value::Int(self.read_int(address, size, signed, bits)?),
             Scalar::Bool { bits } => Value::Bool(self.read_int(address, 1, false, bits)? != 0),
-            Scalar::Pointer => Value::Int(self.read_whole_int(address, 8, false)?),
+            Scalar::Pointer => Value::Int(self.read_int(address, 8, false, None)?),
             Scalar::Chars(len) => {
                 self.bytes += len as u64;
                 let bytes = self.fetch(address, len)?;
@@ -120,6 +164,28 @@ impl Scan<'_, '_> {
         })
     }
 
+    /// A number member of the row object decoded from the object's window, if it is one and
+    /// the window holds it.
+    #[inline(always)]
+    fn member_in_window(&self, place: &Place, scalar: Scalar, frame: &Frame) -> Option<Value> {
+        let offset = match (place.base, place.ops.as_slice()) {
+            (Base::Object, []) => 0,
+            (Base::Object, [Op::Add(n)]) => *n,
+            _ => return None,
+        };
+        let address = frame.object.wrapping_add_signed(offset);
+        Some(match scalar {
+            Scalar::Int { size, signed, bits } => {
+                Value::Int(decode_int(self.in_window(address, read_width(size, bits))?, size, signed, bits)?)
+            }
+            Scalar::Bool { bits } => {
+                Value::Bool(decode_int(self.in_window(address, read_width(1, bits))?, 1, false, bits)? != 0)
+            }
+            Scalar::Pointer => Value::Int(decode_int(self.in_window(address, 8)?, 8, false, None)?),
+            Scalar::Chars(_) | Scalar::CharPointer(_) => return None,
+        })
+    }
+
     fn read_int(
         &mut self,
         address: u64,
@@ -127,45 +193,11 @@ impl Scan<'_, '_> {
         signed: bool,
         bits: Option<(u32, u32)>,
     ) -> Result<i128> {
-        if bits.is_none() && matches!(size, 1 | 2 | 4 | 8) {
-            return self.read_whole_int(address, size, signed);
-        }
-        let width = bits.map_or(size, |(shift, width)| (shift + width).div_ceil(8) as usize);
+        let width = read_width(size, bits);
         self.bytes += width as u64;
-        let bytes = self.fetch(address, width.min(16))?;
-        let mut word = [0u8; 16];
-        word[..bytes.len()].copy_from_slice(&bytes);
-        let raw = u128::from_le_bytes(word);
-        let (value, bit_width) = match bits {
-            Some((shift, width)) => ((raw >> shift) & ((1u128 << width) - 1), width),
-            None => (raw, (size * 8) as u32),
-        };
-        if signed && bit_width < 128 && value >> (bit_width - 1) & 1 == 1 {
-            return Ok(value as i128 - (1i128 << bit_width));
-        }
-        Ok(value as i128)
-    }
-
-    /// A 1-, 2-, 4- or 8-byte integer, decoded without copying.
-    fn read_whole_int(&mut self, address: u64, size: usize, signed: bool) -> Result<i128> {
-        self.bytes += size as u64;
-        let bytes = self.fetch(address, size)?;
-        let value = match *bytes {
-            [a] => u64::from(a),
-            [a, b] => u64::from(u16::from_le_bytes([a, b])),
-            [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
-            [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::Other,
-                    format!("a {size}-byte read gave {} bytes", bytes.len()),
-                ));
-            }
-        };
-        let shift = 64 - 8 * size as u32;
-        Ok(match signed {
-            true => i128::from(((value << shift) as i64) >> shift),
-            false => i128::from(value),
+        let bytes = self.fetch(address, width)?;
+        decode_int(&bytes, size, signed, bits).ok_or_else(|| {
+            Error::new(ErrorKind::Other, format!("a {width}-byte read gave {} bytes", bytes.len()))
         })
     }
 
@@ -268,5 +300,57 @@ fn ip_address(bytes: &[u8], format: BytesFormat) -> Option<String> {
         BytesFormat::Ipv4 => Some(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string()),
         BytesFormat::Ipv6 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).to_string()),
         BytesFormat::Hex | BytesFormat::Mac => None,
+    }
+}
+
+/// How many bytes hold an integer of `size` bytes, or the bit-field `bits` (shift, width).
+#[inline(always)]
+fn read_width(size: usize, bits: Option<(u32, u32)>) -> usize {
+    bits.map_or(size, |(shift, width)| (shift + width).div_ceil(8) as usize).min(16)
+}
+
+/// The little-endian integer of `size` bytes (or bit-field `bits`) at the start of `bytes`;
+/// `None` if `bytes` is too short.
+#[inline(always)]
+fn decode_int(bytes: &[u8], size: usize, signed: bool, bits: Option<(u32, u32)>) -> Option<i128> {
+    let whole = |n: u64| {
+        let shift = 64 - 8 * size as u32;
+        match signed {
+            true => i128::from(((n << shift) as i64) >> shift),
+            false => i128::from(n),
+        }
+    };
+    if bits.is_none() {
+        match (size, bytes) {
+            (1, [a, ..]) => return Some(whole(u64::from(*a))),
+            (2, [a, b, ..]) => return Some(whole(u64::from(u16::from_le_bytes([*a, *b])))),
+            (4, [a, b, c, d, ..]) => return Some(whole(u64::from(u32::from_le_bytes([*a, *b, *c, *d])))),
+            (8, _) if bytes.len() >= 8 => {
+                return Some(whole(u64::from_le_bytes(bytes[..8].try_into().ok()?)));
+            }
+            _ => {}
+        }
+    }
+    let width = read_width(size, bits);
+    let mut word = [0u8; 16];
+    word[..width].copy_from_slice(bytes.get(..width)?);
+    let raw = u128::from_le_bytes(word);
+    let (value, bit_width) = match bits {
+        Some((shift, width)) => ((raw >> shift) & ((1u128 << width) - 1), width),
+        None => (raw, (size * 8).min(128) as u32),
+    };
+    if signed && (1..128).contains(&bit_width) && value >> (bit_width - 1) & 1 == 1 {
+        return Some(value as i128 - (1i128 << bit_width));
+    }
+    Some(value as i128)
+}
+
+/// For an object-based `place` that starts by following a pointer member: the member's
+/// offset and the hops after it.
+fn pointer_first(place: &Place) -> Option<(i64, &[Op])> {
+    match (place.base, place.ops.as_slice()) {
+        (Base::Object, [Op::Deref, rest @ ..]) => Some((0, rest)),
+        (Base::Object, [Op::Add(n), Op::Deref, rest @ ..]) => Some((*n, rest)),
+        _ => None,
     }
 }

@@ -101,6 +101,7 @@ impl<'k> Window<'k> {
     }
 
     /// The `len` bytes at `address`, if all of them are in the window.
+    #[inline(always)]
     pub fn get(&self, address: u64, len: usize) -> Option<&[u8]> {
         let offset = usize::try_from(address.checked_sub(self.start)?).ok()?;
         self.bytes.get(offset..offset.checked_add(len)?)

@@ -106,6 +106,8 @@ pub(crate) struct Scan<'a, 'k> {
     pub kernfs: Option<CgroupIds>,
     /// The span of the row object being computed, fetched once.
     window: Option<Window<'k>>,
+    /// Values read through a row object's pointer, by (place, pointer): see `read_through`.
+    pub remembered: foldhash::HashMap<(usize, u64), Value>,
 }
 
 /// Failures of one kind, counted, the first kept.
@@ -195,6 +197,7 @@ impl<'a, 'k> Scan<'a, 'k> {
             files: None,
             kernfs: None,
             window: None,
+            remembered: foldhash::HashMap::default(),
         }
     }
 
@@ -233,6 +236,12 @@ impl<'a, 'k> Scan<'a, 'k> {
             Some(bytes) => Ok(Cow::Borrowed(bytes)),
             None => self.mem.bytes(address, len),
         }
+    }
+
+    /// The `len` bytes at `address` if the window holds them.
+    #[inline(always)]
+    pub fn in_window(&self, address: u64, len: usize) -> Option<&[u8]> {
+        self.window.as_ref()?.get(address, len)
     }
 
     /// Counts a read failure; the value becomes NULL.
@@ -554,7 +563,7 @@ impl<'a, 'k> Scan<'a, 'k> {
     }
 
     /// The pointer at `address`, which must be NULL or a kernel address.
-    fn read_pointer(&mut self, address: u64) -> Result<u64> {
+    pub fn read_pointer(&mut self, address: u64) -> Result<u64> {
         self.bytes += 8;
         let bytes = self.fetch(address, 8)?;
         let pointer = u64::from_le_bytes(bytes[..8].try_into().expect("an 8-byte read"));
