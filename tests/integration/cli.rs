@@ -67,7 +67,15 @@ fn catalog_commands_describe_every_table() {
         .unwrap()
         .map(|entry| entry.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    let mut expected = vec!["tcp_listeners", "proc_fds", "processes", "threads"];
+    let mut expected = vec![
+        "tcp_listeners",
+        "tcp_sockets",
+        "proc_fds",
+        "processes",
+        "threads",
+        "udp_sockets",
+        "unix_sockets",
+    ];
     let mut declared: Vec<&str> = shipped.iter().map(String::as_str).collect();
     declared.sort();
     expected.extend(declared);

@@ -17,6 +17,7 @@ use kql_rig::truth::{Family, TcpEntry, Truth};
 use serde_json::{Value, json};
 
 use crate::kernel_tables::assert_kernel_tables;
+use crate::socket_tables::assert_socket_tables;
 use crate::support::{kql, kql_failure, rig_workload};
 
 /// Guest RAM for runs inside the guest: kql indexing DWARF peaks at about 300 MB resident,
@@ -405,12 +406,22 @@ fn every_way(series: Series) -> Booted {
         truth,
         &format!("{inside:?}"),
     );
+    assert_socket_tables(
+        &|statements| inside.try_batch(statements).map(|r| r.0),
+        truth,
+        &format!("{inside:?}"),
+    );
     if booted.exports_kallsyms() {
         for flags in [["--qmp", qmp], ["--core", core]] {
             let host = booted.host(&flags);
             host.assert_walks_with("btf");
             assert_every_table(&host, truth);
             assert_kernel_tables(
+                &|statements| host.try_batch(statements).map(|r| r.0),
+                truth,
+                &format!("{host:?}"),
+            );
+            assert_socket_tables(
                 &|statements| host.try_batch(statements).map(|r| r.0),
                 truth,
                 &format!("{host:?}"),
@@ -429,6 +440,11 @@ fn every_way(series: Series) -> Booted {
     let dwarf_core = booted.host(&["--core", core, "--vmlinux", vmlinux]);
     assert_every_table(&dwarf_core, truth);
     assert_kernel_tables(
+        &|statements| dwarf_core.try_batch(statements).map(|r| r.0),
+        truth,
+        &format!("{dwarf_core:?}"),
+    );
+    assert_socket_tables(
         &|statements| dwarf_core.try_batch(statements).map(|r| r.0),
         truth,
         &format!("{dwarf_core:?}"),

@@ -92,7 +92,7 @@ pub fn assert_kernel_tables(run: Run, truth: &Truth, who: &str) {
     }
 }
 
-fn text(row: &Row, key: &str) -> String {
+pub fn text(row: &Row, key: &str) -> String {
     match &row[key] {
         Value::String(s) => s.clone(),
         Value::Null => "NULL".into(),
@@ -100,7 +100,7 @@ fn text(row: &Row, key: &str) -> String {
     }
 }
 
-fn number(row: &Row, key: &str) -> u64 {
+pub fn number(row: &Row, key: &str) -> u64 {
     row[key].as_u64().unwrap_or_else(|| panic!("{key} is not a number in {row:?}"))
 }
 

@@ -16,11 +16,15 @@ mod net_devices;
 mod proc_fds;
 mod processes;
 pub mod queries;
+mod ss_address;
 mod ss_users;
 mod table;
 pub mod target;
 mod tcp_listeners;
+mod tcp_sockets;
 mod threads;
+mod udp_sockets;
+mod unix_sockets;
 
 use std::sync::Arc;
 
@@ -36,9 +40,12 @@ use crate::target::Target;
 pub fn tables(target: &Arc<Target>, declarations: &Declarations) -> Vec<Arc<dyn KernelTable>> {
     let mut tables = vec![
         Table::<tcp_listeners::TcpListeners>::on(target),
+        Table::<tcp_sockets::TcpSockets>::on(target),
         Table::<proc_fds::ProcFds>::on(target),
         Table::<processes::Processes>::on(target),
         Table::<threads::Threads>::on(target),
+        Table::<udp_sockets::UdpSockets>::on(target),
+        Table::<unix_sockets::UnixSockets>::on(target),
     ];
     let built_in: Vec<&str> = tables.iter().map(|t| t.spec().name).collect();
     let declared: Vec<Arc<dyn KernelTable>> = declarations

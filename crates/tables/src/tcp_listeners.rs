@@ -9,7 +9,6 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array, UInt32Array, UInt64Array};
@@ -25,6 +24,7 @@ use kql_sources::netns::{self, NetNamespace};
 use kql_sources::proc_net_inet;
 
 use crate::kernel_walk;
+use crate::ss_address::ss_address;
 use crate::table::TableScan;
 use crate::target::{Binding, Target};
 
@@ -224,16 +224,6 @@ fn dump_namespace(kind: SourceKind, ns: &NetNamespace) -> std::io::Result<Vec<Li
             reuseport: None,
         })
         .collect())
-}
-
-/// An address as `ss -n` prints it: IPv6 in brackets, and `*` for the unspecified IPv6
-/// address of a dual-stack socket.
-fn ss_address(addr: IpAddr, v6only: bool) -> String {
-    match addr {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) if v6.is_unspecified() && !v6only => "*".to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    }
 }
 
 fn to_batch(rows: &[Listener]) -> Result<RecordBatch> {
