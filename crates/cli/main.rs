@@ -32,7 +32,7 @@ use kql_tables::target::{Target, TargetOptions, TypeSource};
 
 /// SQL over live kernel objects: sockets, processes and their file descriptors as tables.
 #[derive(Debug, Parser)]
-#[command(name = "kql", version, args_conflicts_with_subcommands = true)]
+#[command(name = "kql", version)]
 struct Cli {
     /// SQL to run; several statements may be separated by `;`.
     #[arg(group = "input")]
@@ -167,6 +167,12 @@ fn usage_error(error: &clap::Error) -> String {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
+    let input = cli.sql.is_some() || cli.file.is_some() || cli.query.is_some() || !cli.params.is_empty();
+    if cli.command.is_some() && input {
+        return Err(CliError::new(
+            "a subcommand takes no SQL, -f, -q or --param (flags such as --format may go anywhere)".into(),
+        ));
+    }
     match &cli.command {
         Some(Command::Queries) => return list_queries(&mut output(&cli)?),
         Some(Command::Completions { shell }) => {

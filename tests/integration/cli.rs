@@ -90,6 +90,17 @@ fn catalog_commands_describe_every_table() {
 }
 
 #[test]
+fn global_flags_go_before_or_after_a_subcommand() {
+    let before = kql(&["--format", "csv", "tables"]);
+    let after = kql(&["tables", "--format", "csv"]);
+    assert!(before.status.success(), "{}", String::from_utf8_lossy(&before.stderr));
+    assert_eq!(before.stdout, after.stdout);
+    assert!(String::from_utf8_lossy(&before.stdout).starts_with("table,source,"));
+    let error = kql_failure(&["-q", "ss-nlpt", "--format", "csv", "tables"]);
+    assert!(error.contains("takes no SQL, -f, -q or --param"), "{error}");
+}
+
+#[test]
 fn completion_scripts_and_man_page_come_from_the_cli_definition() {
     let script = |shell: &str| String::from_utf8(kql(&["completions", shell]).stdout).unwrap();
     let bash = script("bash");
