@@ -21,7 +21,6 @@
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::kernel_truth::KernelFiles;
@@ -210,8 +209,8 @@ pub struct VmcoreWithTruth {
 /// The cached vmcore of a `series` kernel running `scenario` and the truth its guest wrote,
 /// kept next to it in `<cache>/vmcores/<release>-<scenario>.truth/` (a copy of the share's
 /// `ready` and `truth/`). A vmcore without that truth (dumped by [`crate::vmcores::cached`]),
-/// or whose truth is of another [`WORKLOAD_VERSION`], is dumped again with it. Must run under cargo, which builds the workload. Callers in
-/// other processes are serialised by a lock file, so a vmcore and its truth always belong
+/// or whose truth is of another [`WORKLOAD_VERSION`], is dumped again with it. Must run under cargo, which
+/// builds the workload. Callers in other processes are serialised by a lock file, so a vmcore and its truth always belong
 /// together.
 pub fn vmcore_with_truth(series: crate::kernels::Series, scenario: &str) -> Result<VmcoreWithTruth> {
     let kernel = crate::kernels::fetch(series)?;
@@ -220,11 +219,7 @@ pub fn vmcore_with_truth(series: crate::kernels::Series, scenario: &str) -> Resu
     let stem = format!("{}-{scenario}", kernel.release);
     let (vmcore, kept) = (dir.join(format!("{stem}.vmcore")), dir.join(format!("{stem}.truth")));
     let lock_path = dir.join(format!("{stem}.lock"));
-    let lock = fs::File::create(&lock_path).map_err(|e| rig_error!("{}: {e}", lock_path.display()))?;
-    // SAFETY: flock(2) on a descriptor we hold open; released when `lock` is closed.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(rig_error!("flock {}: {}", lock_path.display(), std::io::Error::last_os_error()));
-    }
+    let _lock = crate::kernels::Lock::exclusive(&lock_path)?;
     if vmcore.is_file() && kept.join("ready").is_file() {
         let truth = Truth::load(&kept)?;
         if truth.scenario["workload_version"].as_u64() == Some(WORKLOAD_VERSION) {
