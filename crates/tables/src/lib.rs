@@ -8,6 +8,7 @@
 
 pub mod declared;
 pub mod functions;
+mod host_dump;
 mod kernel_modules;
 mod kernel_walk;
 mod mounts;

@@ -8,7 +8,6 @@
 //! rendered as `ss` renders them.
 
 use std::collections::HashSet;
-use std::io;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array, UInt32Array, UInt64Array};
@@ -23,6 +22,7 @@ use kql_sources::interfaces::interface_name;
 use kql_sources::netns::{self, NetNamespace};
 use kql_sources::proc_net_inet;
 
+use crate::host_dump;
 use crate::kernel_walk;
 use crate::ss_address::ss_address;
 use crate::table::TableScan;
@@ -163,40 +163,16 @@ fn kernel_row(sk: ListeningSocket) -> Listener {
     }
 }
 
-/// Listeners of every wanted network namespace of this host, dumped from inside each. When
-/// sock_diag cannot dump TCP (no `tcp_diag`), /proc/net/tcp is read instead and a warning
-/// says so — or, with `--source netlink`, that is an error.
+/// Listeners of every wanted network namespace of this host, dumped from inside each.
 fn host_listeners(
     target: &Target,
-    mut kind: SourceKind,
+    kind: SourceKind,
     wanted: Option<&HashSet<u64>>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Listener>> {
-    let mut rows = Vec::new();
-    for ns in netns::network_namespaces() {
-        if wanted.is_some_and(|w| !w.contains(&ns.inode)) {
-            continue;
-        }
-        let mut dumped = dump_namespace(kind, &ns);
-        if let Err(e) = &dumped
-            && e.kind() == io::ErrorKind::Unsupported
-            && kind == SourceKind::Netlink
-        {
-            if target.is_forced(SourceKind::Netlink) {
-                return Err(DataFusionError::Execution(format!("tcp_listeners: {e}")));
-            }
-            warnings.push(format!(
-                "tcp_listeners: {e}; so it comes from /proc/net/tcp{{,6}} instead, which has no backlog (send_q is NULL)"
-            ));
-            kind = SourceKind::Procfs;
-            dumped = dump_namespace(kind, &ns);
-        }
-        match dumped {
-            Ok(listeners) => rows.extend(listeners),
-            Err(e) => warnings.push(format!("tcp_listeners: skipped network namespace {}: {e}", ns.inode)),
-        }
-    }
-    Ok(rows)
+    let procfs = "/proc/net/tcp{,6} instead, which has no backlog (send_q is NULL)";
+    let wants = |netns| wanted.is_none_or(|w| w.contains(&netns));
+    host_dump::each_namespace("tcp_listeners", target, kind, wants, procfs, warnings, dump_namespace)
 }
 
 /// Every listener of `ns`, read from inside it with netlink or /proc/net/tcp.

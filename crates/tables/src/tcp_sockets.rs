@@ -37,6 +37,7 @@ use kql_sources::interfaces::interface_name;
 use kql_sources::netns::{self, NetNamespace};
 use kql_sources::proc_net_inet;
 
+use crate::host_dump;
 use crate::kernel_walk;
 use crate::ss_address::ss_address;
 use crate::table::TableScan;
@@ -374,52 +375,34 @@ fn kernel_row(sk: TcpSocket) -> Row {
     }
 }
 
-/// Sockets of every wanted network namespace of this host, dumped from inside each. When
-/// sock_diag cannot dump TCP (no `tcp_diag`), /proc/net/tcp is read instead and a warning
-/// says so — or, with `--source netlink`, that is an error.
+/// Sockets of every wanted network namespace of this host, dumped from inside each.
 fn host_sockets(
     target: &Target,
-    mut kind: SourceKind,
+    kind: SourceKind,
     filter: &Filter,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
     if filter.states == 0 {
-        return Ok(rows);
+        return Ok(Vec::new());
     }
+    let procfs = "/proc/net/tcp{,6} instead, which has no tcp_info, congestion, memory, cookie, cgroup, bound device or backlog (those columns are NULL)";
     let mut names = Congestion::default();
-    for ns in netns::network_namespaces() {
-        if !filter.wants_netns(ns.inode) {
-            continue;
-        }
-        let mut dumped = dump_namespace(kind, &ns, filter.states);
-        if let Err(e) = &dumped
-            && e.kind() == io::ErrorKind::Unsupported
-            && kind == SourceKind::Netlink
-        {
-            if target.is_forced(SourceKind::Netlink) {
-                return Err(DataFusionError::Execution(format!("tcp_sockets: {e}")));
-            }
-            warnings.push(format!(
-                "tcp_sockets: {e}; so it comes from /proc/net/tcp{{,6}} instead, which has no tcp_info, congestion, memory, cookie, cgroup, bound device or backlog (those columns are NULL)"
-            ));
-            kind = SourceKind::Procfs;
-            dumped = dump_namespace(kind, &ns, filter.states);
-        }
-        match dumped {
-            Ok(sockets) => {
-                rows.reserve(sockets.len());
-                for (socket, bound_dev) in sockets {
-                    let row = host_row(ns.inode, kind, socket, bound_dev, &mut names);
-                    if filter.wants(&row) {
-                        rows.push(row);
-                    }
-                }
-            }
-            Err(e) => warnings.push(format!("tcp_sockets: skipped network namespace {}: {e}", ns.inode)),
-        }
-    }
-    Ok(rows)
+    let dump = |kind, ns: &NetNamespace| {
+        let sockets = dump_namespace(kind, ns, filter.states)?;
+        let rows = sockets
+            .into_iter()
+            .map(|(socket, bound_dev)| host_row(ns.inode, kind, socket, bound_dev, &mut names));
+        Ok(rows.filter(|row| filter.wants(row)).collect())
+    };
+    host_dump::each_namespace(
+        "tcp_sockets",
+        target,
+        kind,
+        |netns| filter.wants_netns(netns),
+        procfs,
+        warnings,
+        dump,
+    )
 }
 
 /// Every socket of `ns` in `states`, read from inside it with netlink or /proc/net/tcp,

@@ -25,6 +25,7 @@ use kql_sources::interfaces::interface_name;
 use kql_sources::netns::{self, NetNamespace};
 use kql_sources::proc_net_inet;
 
+use crate::host_dump;
 use crate::kernel_walk;
 use crate::ss_address::ss_address;
 use crate::table::TableScan;
@@ -201,39 +202,16 @@ fn kernel_row(sk: UdpSocket) -> Row {
 }
 
 /// The sockets of every wanted network namespace of this host, dumped from inside each.
-/// When sock_diag cannot dump UDP (no `udp_diag`), /proc/net/udp is read instead and one
-/// warning says so — or, with `--source netlink`, that is an error.
 fn host_sockets(
     target: &Target,
-    mut kind: SourceKind,
+    kind: SourceKind,
     wanted: Option<&HashSet<u64>>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for ns in netns::network_namespaces() {
-        if wanted.is_some_and(|w| !w.contains(&ns.inode)) {
-            continue;
-        }
-        let mut dumped = dump_namespace(kind, &ns);
-        if let Err(e) = &dumped
-            && e.kind() == io::ErrorKind::Unsupported
-            && kind == SourceKind::Netlink
-        {
-            if target.is_forced(SourceKind::Netlink) {
-                return Err(DataFusionError::Execution(format!("udp_sockets: {e}")));
-            }
-            warnings.push(format!(
-                "udp_sockets: {e}; so it comes from /proc/net/udp{{,6}} instead, which has no bound device, cookie, cgroup or socket memory (NULL)"
-            ));
-            kind = SourceKind::Procfs;
-            dumped = dump_namespace(kind, &ns);
-        }
-        match dumped {
-            Ok(sockets) => rows.extend(sockets),
-            Err(e) => warnings.push(format!("udp_sockets: skipped network namespace {}: {e}", ns.inode)),
-        }
-    }
-    Ok(rows)
+    let procfs =
+        "/proc/net/udp{,6} instead, which has no bound device, cookie, cgroup or socket memory (NULL)";
+    let wants = |netns| wanted.is_none_or(|w| w.contains(&netns));
+    host_dump::each_namespace("udp_sockets", target, kind, wants, procfs, warnings, dump_namespace)
 }
 
 /// Every UDP socket of `ns`, read from inside it with netlink or /proc/net/udp.

@@ -23,6 +23,7 @@ use kql_sources::netns::{self, NetNamespace};
 use kql_sources::unix_socket::{UnixSocket, UnixType};
 use kql_sources::{proc_net_unix, unix_diag};
 
+use crate::host_dump;
 use crate::kernel_walk;
 use crate::table::TableScan;
 use crate::target::{Binding, Target};
@@ -146,39 +147,15 @@ fn kernel_sockets(target: &Target, binding: &Binding) -> Result<Vec<Row>> {
 }
 
 /// The sockets of every wanted network namespace of this host, dumped from inside each.
-/// When netlink cannot dump unix sockets (no `unix_diag`), /proc/net/unix is read instead
-/// and one warning says so — or, with `--source netlink`, that is an error.
 fn host_sockets(
     target: &Target,
-    mut kind: SourceKind,
+    kind: SourceKind,
     wanted: Option<&HashSet<u64>>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for ns in netns::network_namespaces() {
-        if wanted.is_some_and(|w| !w.contains(&ns.inode)) {
-            continue;
-        }
-        let mut dumped = dump_namespace(kind, &ns);
-        if let Err(e) = &dumped
-            && e.kind() == io::ErrorKind::Unsupported
-            && kind == SourceKind::Netlink
-        {
-            if target.is_forced(SourceKind::Netlink) {
-                return Err(DataFusionError::Execution(format!("unix_sockets: {e}")));
-            }
-            warnings.push(format!(
-                "unix_sockets: {e}; so it comes from /proc/net/unix instead, which has no queues, peer, uid or cookie (NULL)"
-            ));
-            kind = SourceKind::Procfs;
-            dumped = dump_namespace(kind, &ns);
-        }
-        match dumped {
-            Ok(sockets) => rows.extend(sockets),
-            Err(e) => warnings.push(format!("unix_sockets: skipped network namespace {}: {e}", ns.inode)),
-        }
-    }
-    Ok(rows)
+    let procfs = "/proc/net/unix instead, which has no queues, peer, uid or cookie (NULL)";
+    let wants = |netns| wanted.is_none_or(|w| w.contains(&netns));
+    host_dump::each_namespace("unix_sockets", target, kind, wants, procfs, warnings, dump_namespace)
 }
 
 /// Every unix socket of `ns`, read from inside it with netlink or /proc/net/unix.
