@@ -237,6 +237,15 @@ pub(crate) struct BoundStep {
     pub what: String,
 }
 
+impl BoundStep {
+    /// LIST, HLIST: where each object's back pointer is (`prev` of a `list_head`, `pprev`
+    /// of an `hlist_node` or `hlist_nulls_node`, both after `next`), relative to the object.
+    pub fn back_link_range(&self) -> Option<(i64, i64)> {
+        let back = i64::try_from(self.link).ok()?.checked_add(8)?;
+        matches!(self.kind, StepKind::List | StepKind::Hlist).then_some((back, back + 8))
+    }
+}
+
 /// What a place's type is, as the binder tracks it.
 #[derive(Clone, Copy)]
 enum Ty<'k> {
@@ -328,7 +337,7 @@ impl<'a, 'k> Binder<'a, 'k> {
         };
         let columns: Vec<BoundColumn> =
             declaration.columns.iter().map(|c| self.bind_column(c, scope)).collect::<Result<_, _>>()?;
-        let span = ObjectSpan::of(&columns);
+        let span = ObjectSpan::of(&columns, steps.last().and_then(BoundStep::back_link_range));
         let plan = Plan {
             name: declaration.name.clone(),
             steps,

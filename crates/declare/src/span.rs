@@ -19,10 +19,10 @@ pub(crate) struct ObjectSpan {
 }
 
 impl ObjectSpan {
-    /// The smallest span covering every direct read of `columns`; `None` if they read
-    /// nothing directly or would span more than [`MAX_SPAN`] bytes.
-    pub fn of(columns: &[BoundColumn]) -> Option<ObjectSpan> {
-        let mut ranges = Vec::new();
+    /// The smallest span covering every direct read of `columns` and the `extra` range;
+    /// `None` if they read nothing directly or would span more than [`MAX_SPAN`] bytes.
+    pub fn of(columns: &[BoundColumn], extra: Option<(i64, i64)>) -> Option<ObjectSpan> {
+        let mut ranges: Vec<(i64, i64)> = extra.into_iter().collect();
         for column in columns {
             direct_reads(&column.expr, &mut ranges);
         }

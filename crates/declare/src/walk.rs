@@ -81,6 +81,17 @@ pub(crate) struct Frame {
     pub index: Option<u64>,
     pub cpu: Option<u32>,
     pub depth: Option<u32>,
+    /// LIST, HLIST: where the object's back pointer is and what the walk saw it point to.
+    pub back_link: Option<BackLink>,
+}
+
+/// An object's back pointer (`prev`, `pprev`) and the link that led the walk to it: when the
+/// row is read they must still agree, or the object was unlinked, moved or freed meanwhile
+/// (a live kernel) or the list is inconsistent (a damaged dump), and the row is left out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BackLink {
+    at: u64,
+    expected: u64,
 }
 
 /// An object found by the walk, with the key values its parents gave it.
@@ -99,6 +110,10 @@ pub(crate) struct Scan<'a, 'k> {
     pub bytes: u64,
     faults: Faults,
     skipped: Faults,
+    /// Objects left out because their back pointer no longer matched the walk.
+    unlinked: Faults,
+    /// Whether memory is a running kernel's (objects change) rather than a dump's.
+    live: bool,
     rbtree: Option<RbTree>,
     xarray: Option<XArray>,
     cpus: Option<Vec<(u32, u64)>>,
@@ -161,6 +176,22 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
     with_union_rows(plan, types, wanted, budget, Scanned { columns, warnings })
 }
 
+/// The objects whose linking members (`link` bytes in) are `nodes`, in list order from the
+/// pointer at `head`, each with the back link the next read must find: a node's `prev` or
+/// `pprev` (after `next`) points at the previous node (whose `next` is its first member),
+/// the first node's at `head`.
+fn linked_objects(head: u64, nodes: &[u64], link: u64, frame: &Frame) -> Vec<(u64, Frame)> {
+    let previous = std::iter::once(head).chain(nodes.iter().copied());
+    nodes
+        .iter()
+        .zip(previous)
+        .map(|(&node, expected)| {
+            let back_link = Some(BackLink { at: node.wrapping_add(8), expected });
+            (node.wrapping_sub(link), Frame { back_link, ..*frame })
+        })
+        .collect()
+}
+
 /// `scanned` followed by the rows of `plan`'s `UNION` parts, each scanned with its own budget.
 fn with_union_rows(
     plan: &Plan,
@@ -191,6 +222,8 @@ impl<'a, 'k> Scan<'a, 'k> {
             bytes: 0,
             faults: Faults::default(),
             skipped: Faults::default(),
+            unlinked: Faults::default(),
+            live: types.program().is_live(),
             rbtree: None,
             xarray: None,
             cpus: None,
@@ -207,6 +240,17 @@ impl<'a, 'k> Scan<'a, 'k> {
             warnings.push(format!(
                 "{table}: skipped {} containers that could not be walked; first: {first}",
                 self.skipped.count
+            ));
+        }
+        if let Some(first) = &self.unlinked.first {
+            let why = if self.live {
+                "changed while being read (a running kernel unlinks and frees them)"
+            } else {
+                "are not linked where the walk found them (a damaged dump?)"
+            };
+            warnings.push(format!(
+                "{table}: left out {} objects that {why}; first: {first}",
+                self.unlinked.count
             ));
         }
         if let Some(first) = &self.faults.first {
@@ -228,6 +272,24 @@ impl<'a, 'k> Scan<'a, 'k> {
         let start = object.wrapping_add_signed(span.start);
         self.window = self.mem.bytes(start, span.len).ok().map(|bytes| Window::new(start, bytes));
         self.bytes += span.len as u64;
+    }
+
+    /// Whether `frame`'s object is still where its walk found it (see [`BackLink`]); counts
+    /// it when not.
+    fn still_linked(&mut self, frame: &Frame) -> bool {
+        let Some(BackLink { at, expected }) = frame.back_link else { return true };
+        let found =
+            self.fetch(at, 8).map(|bytes| u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")));
+        let message = match found {
+            Ok(pointer) if pointer == expected => return true,
+            Ok(pointer) => format!(
+                "object {:#x}: back pointer {pointer:#x}, the walk came from {expected:#x}",
+                frame.object
+            ),
+            Err(e) => format!("object {:#x}: {}", frame.object, e.message),
+        };
+        self.unlinked.add(&Error::new(ErrorKind::BadData, message));
+        false
     }
 
     /// The `len` bytes at `address`: from the window when it holds them, else from memory.
@@ -259,6 +321,9 @@ impl<'a, 'k> Scan<'a, 'k> {
         let mut rows = Vec::with_capacity(found.len());
         for Found { frame, mut inherited } in found {
             self.focus(frame.object, plan.span);
+            if !self.still_linked(&frame) {
+                continue;
+            }
             for column in &keys {
                 inherited.push(self.eval(&column.expr, &frame));
             }
@@ -361,15 +426,16 @@ impl<'a, 'k> Scan<'a, 'k> {
         out: &mut Vec<Frame>,
     ) -> Result<()> {
         let Some(at) = self.resolve(&step.source, frame)? else { return Ok(()) };
+        let frame = &Frame { back_link: None, ..*frame };
         let objects: Vec<(u64, Frame)> = match step.kind {
             StepKind::List => {
                 let nodes = list::list_nodes(&self.mem, at, &step.what)?;
-                nodes.into_iter().map(|node| (node.wrapping_sub(step.link), *frame)).collect()
+                linked_objects(at, &nodes, step.link, frame)
             }
             StepKind::Hlist => {
                 let first = self.read_pointer(at + step.head)?;
                 let nodes = list::hlist_nodes(&self.mem, first, &step.what)?;
-                nodes.into_iter().map(|node| (node.wrapping_sub(step.link), *frame)).collect()
+                linked_objects(at + step.head, &nodes, step.link, frame)
             }
             StepKind::Rbtree => {
                 let root = self.read_pointer(at + step.head)?;
