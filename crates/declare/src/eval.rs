@@ -16,10 +16,18 @@ impl Scan<'_, '_> {
     /// The value of `expr` for the object of `frame`.
     #[inline(always)]
     pub(crate) fn eval(&mut self, expr: &BExpr, frame: &Frame) -> Value {
-        if let BExpr::Read(place, scalar) = expr
-            && let Some(value) = self.member_in_window(place, *scalar, frame)
-        {
-            return value;
+        match expr {
+            BExpr::Read(place, scalar) => {
+                if let Some(value) = self.member_in_window(place, *scalar, frame) {
+                    return value;
+                }
+            }
+            BExpr::Binary(..) => {
+                if let Some(n) = self.int_in_window(expr, frame) {
+                    return Value::Int(n);
+                }
+            }
+            _ => {}
         }
         match self.try_eval(expr, frame) {
             Ok(value) => value,
@@ -65,15 +73,15 @@ impl Scan<'_, '_> {
         if pointer == 0 {
             return Ok(Value::Null);
         }
-        let key = (std::ptr::from_ref(place) as usize, pointer);
-        if let Some(value) = self.remembered.get(&key) {
+        let key = std::ptr::from_ref(place) as usize;
+        if let Some(value) = self.remembered.get(key, pointer) {
             return Ok(value.clone());
         }
         let value = match self.follow(pointer, rest)? {
             Some(address) => self.read_scalar(address, scalar)?,
             None => Value::Null,
         };
-        self.remembered.insert(key, value.clone());
+        self.remembered.put(key, pointer, value.clone());
         Ok(value)
     }
 
@@ -184,6 +192,27 @@ impl Scan<'_, '_> {
             Scalar::Pointer => Value::Int(decode_int(self.in_window(address, 8)?, 8, false, None)?),
             Scalar::Chars(_) | Scalar::CharPointer(_) => return None,
         })
+    }
+
+    /// Arithmetic over constants and integer members in the window, without `Value`s; `None`
+    /// sends the expression down the general path (which also gives NULL where it must).
+    fn int_in_window(&self, expr: &BExpr, frame: &Frame) -> Option<i128> {
+        match expr {
+            BExpr::Const(n) => Some(*n),
+            BExpr::Read(place, scalar @ (Scalar::Int { .. } | Scalar::Pointer)) => {
+                match self.member_in_window(place, *scalar, frame)? {
+                    Value::Int(n) => Some(n),
+                    _ => None,
+                }
+            }
+            BExpr::Binary(left, op, right) => {
+                match arithmetic(self.int_in_window(left, frame)?, *op, self.int_in_window(right, frame)?) {
+                    Value::Int(n) => Some(n),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     fn read_int(

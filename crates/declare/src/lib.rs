@@ -15,6 +15,7 @@ pub mod ast;
 pub mod bind;
 mod column;
 mod eval;
+mod memo;
 pub mod parser;
 mod span;
 pub mod walk;

@@ -25,6 +25,7 @@ use kql_kernel::{Memory, Types, list, percpu};
 use crate::ast::{BoundName, StepKind};
 use crate::bind::{Base, BoundStep, Op, Place, Plan};
 use crate::column::Column;
+use crate::memo::Memo;
 use crate::span::{ObjectSpan, Window};
 
 /// The most a scan may do before it stops with an error.
@@ -122,7 +123,7 @@ pub(crate) struct Scan<'a, 'k> {
     /// The span of the row object being computed, fetched once.
     window: Option<Window<'k>>,
     /// Values read through a row object's pointer, by (place, pointer): see `read_through`.
-    pub remembered: foldhash::HashMap<(usize, u64), Value>,
+    pub remembered: Memo,
 }
 
 /// Failures of one kind, counted, the first kept.
@@ -230,7 +231,7 @@ impl<'a, 'k> Scan<'a, 'k> {
             files: None,
             kernfs: None,
             window: None,
-            remembered: foldhash::HashMap::default(),
+            remembered: Memo::default(),
         }
     }
 
