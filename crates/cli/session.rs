@@ -19,6 +19,7 @@ use kql_engine::Engine;
 use kql_tables::declared::{Declarations, DeclaredTable};
 use kql_tables::target::Target;
 
+use crate::depth;
 use crate::error::{CliError, Level, report};
 use crate::format::{self, Format};
 use crate::progress::Progress;
@@ -139,9 +140,12 @@ impl Session {
         let running = self.engine.run_statement(statement, params);
         let (done, result) = tokio::sync::oneshot::channel();
         let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
-        let spawned = std::thread::Builder::new().name("kql statement".into()).spawn(move || {
-            let _ = done.send(run_until_cancelled(running, cancelled));
-        });
+        let spawned = std::thread::Builder::new()
+            .name("kql statement".into())
+            .stack_size(depth::STACK_BYTES)
+            .spawn(move || {
+                let _ = done.send(run_until_cancelled(running, cancelled));
+            });
         if let Err(e) = spawned {
             return Some(Err(CliError::new(format!("cannot start the statement's thread: {e}"))));
         }
@@ -246,7 +250,7 @@ fn parse_one(sql: &str) -> Result<Statement, CliError> {
     let mut statements: VecDeque<Statement> =
         DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(CliError::from)?;
     match (statements.pop_front(), statements.is_empty()) {
-        (Some(statement), true) => Ok(statement),
+        (Some(statement), true) => depth::check(statement),
         _ => Err(CliError::new(format!("expected one SQL statement: {}", sql.trim()))),
     }
 }
