@@ -36,6 +36,7 @@ impl From<DataFusionError> for CliError {
                 let detail = message.trim_start_matches("sql parser error: ");
                 CliError::new(format!("syntax error: {detail}"))
             }
+            DataFusionError::ResourcesExhausted(message) => CliError::new(out_of_memory(message)),
             root => CliError::new(describe(root)),
         }
     }
@@ -67,6 +68,17 @@ fn describe(error: &DataFusionError) -> String {
     match unknown_table(&message) {
         Some(table) => format!("unknown table '{table}' (`kql tables` lists them)"),
         None => message,
+    }
+}
+
+/// A statement that outgrew the memory pool, with the pool's size from DataFusion's words.
+fn out_of_memory(message: &str) -> String {
+    let pool = message.split_once("pool_size: ").and_then(|(_, rest)| rest.split_once(')'));
+    match pool {
+        Some((size, _)) => {
+            format!("the statement needs more than its {size} of memory: narrow it or raise --memory-limit")
+        }
+        None => "the statement needs more memory than it may have: narrow it or raise --memory-limit".into(),
     }
 }
 

@@ -11,6 +11,7 @@ mod error;
 mod format;
 mod helper;
 mod input;
+mod memory;
 mod meta;
 mod progress;
 mod repl;
@@ -79,6 +80,10 @@ struct Cli {
     /// procfs (this host only).
     #[arg(long, value_enum, value_name = "SOURCE", global = true)]
     source: Option<SourceArg>,
+    /// The most memory one statement may hold (sorts, joins, its result), e.g. 512M or 8G.
+    /// Default: half of this machine's memory (or of its cgroup's limit).
+    #[arg(long, value_name = "SIZE", value_parser = memory::parse_size, global = true)]
+    memory_limit: Option<usize>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -199,7 +204,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
     for problem in problems {
         error::report(Level::Warning, &format!("warning: {problem}"));
     }
-    let session = Session::new(cli.format, &target, declarations)?;
+    let mut session = Session::new(cli.format, &target, declarations)?;
+    if let Some(bytes) = cli.memory_limit {
+        session.limit_memory(bytes)?;
+    }
     let mut out = output(&cli)?;
     match &cli.command {
         Some(Command::Tables) => session.print(&catalog::tables(&session.engine().tables())?, &mut out),

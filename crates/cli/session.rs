@@ -22,6 +22,7 @@ use kql_tables::target::Target;
 use crate::depth;
 use crate::error::{CliError, Level, report};
 use crate::format::{self, Format};
+use crate::memory;
 use crate::progress::Progress;
 
 /// Everything needed to run SQL text and print its results.
@@ -30,6 +31,8 @@ pub struct Session {
     target: Arc<Target>,
     declarations: Declarations,
     runtime: tokio::runtime::Runtime,
+    /// The most memory a statement may hold, in bytes.
+    memory_limit: usize,
     /// Output format of query results.
     pub format: Format,
     /// Print each statement's run time on stderr (`\timing`).
@@ -48,12 +51,22 @@ impl Session {
     /// A session over every kql table of `target`, `declarations` among them, printing in
     /// `format`.
     pub fn new(format: Format, target: &Arc<Target>, declarations: Declarations) -> Result<Self, CliError> {
-        let engine = kql_tables::engine_with(target, &declarations)?;
+        let memory_limit = memory::default_limit();
+        let mut engine = kql_tables::engine_with(target, &declarations)?;
+        engine.limit_memory(memory_limit)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| CliError::new(format!("cannot start the query runtime: {e}")))?;
-        Ok(Session { engine, target: Arc::clone(target), declarations, runtime, format, timing: false })
+        let target = Arc::clone(target);
+        Ok(Session { engine, target, declarations, runtime, memory_limit, format, timing: false })
+    }
+
+    /// Caps each statement's memory at `bytes` (`--memory-limit`).
+    pub fn limit_memory(&mut self, bytes: usize) -> Result<(), CliError> {
+        self.engine.limit_memory(bytes)?;
+        self.memory_limit = bytes;
+        Ok(())
     }
 
     /// What is being inspected.
@@ -64,6 +77,7 @@ impl Session {
     /// Inspect `target` from now on (`\target`).
     pub fn switch_target(&mut self, target: Arc<Target>) -> Result<(), CliError> {
         self.engine = kql_tables::engine_with(&target, &self.declarations)?;
+        self.engine.limit_memory(self.memory_limit)?;
         self.target = target;
         Ok(())
     }
