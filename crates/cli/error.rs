@@ -59,10 +59,13 @@ impl From<std::io::Error> for CliError {
 }
 
 /// DataFusion's message, with the unknown-table case pointed at `kql tables`; a scan's own
-/// failure (kql's words already) without DataFusion's "Execution error:" in front.
+/// failure (kql's words already) and Arrow's (`Divide by zero error`) without DataFusion's
+/// "Execution error:" or "Arrow error:" in front.
 fn describe(error: &DataFusionError) -> String {
-    if let DataFusionError::Execution(message) = error {
-        return message.clone();
+    match error {
+        DataFusionError::Execution(message) => return message.clone(),
+        DataFusionError::ArrowError(arrow, _) => return arrow.to_string(),
+        _ => {}
     }
     let message = error.to_string();
     match unknown_table(&message) {
@@ -89,9 +92,17 @@ fn unknown_table(message: &str) -> Option<&str> {
     tail.starts_with(" not found").then(|| qualified.rsplit('.').next().unwrap_or(qualified))
 }
 
-/// `message` folded onto one line.
+/// The longest message printed: a message quoting huge input (a 100 KB parameter, a
+/// 1 MB token) is cut here.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+
+/// `message` folded onto one line of at most [`MAX_MESSAGE_CHARS`].
 fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((end, _)) => format!("{}… ({} bytes in all)", &line[..end], line.len()),
+        None => line,
+    }
 }
 
 /// How bad a line on stderr is; it decides the colour of its `kql:` prefix.

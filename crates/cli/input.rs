@@ -10,8 +10,8 @@ use std::path::Path;
 use crate::error::CliError;
 
 /// The most SQL kql reads from one source: far above any real statement, and small enough
-/// that tokenizing and parsing it stays within about 2 GiB even for the densest SQL.
-pub const MAX_SQL_BYTES: usize = 4 << 20;
+/// that tokenizing and parsing it stays near 1 GiB even for the densest SQL (`1+1+…`).
+pub const MAX_SQL_BYTES: usize = 2 << 20;
 
 /// The SQL in the regular file `path`.
 pub fn read_file(path: &Path) -> Result<String, CliError> {
