@@ -40,7 +40,12 @@ pub fn check(options: &TargetOptions) -> Result<(), String> {
 /// `path` is a regular file of at most `max` bytes.
 fn regular_file(flag: &str, path: &Path, max: Option<u64>) -> Result<(), String> {
     let name = path.display();
-    let metadata = std::fs::metadata(path).map_err(|e| format!("{flag} {name}: {e}"))?;
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        // A missing file is named by the reader of its kind, in its own words.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{flag} {name}: {e}")),
+    };
     if !metadata.is_file() {
         return Err(format!("{flag} {name} is {}, not a regular file", kind_of(&metadata)));
     }
