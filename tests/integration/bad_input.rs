@@ -609,3 +609,30 @@ fn bad_files_in_the_repl_are_one_line_and_the_session_goes_on() {
     eprintln!("repl: {} cases", cases.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `--vmlinux` and `--btf` that are files but not debug info, against a real vmcore (the 6.1
+/// guest's, made by the rig), so that libdrgn's own reading of them is reached.
+#[test]
+fn debug_info_that_is_not_debug_info() {
+    let files = Files::new();
+    let (vmcore, _) =
+        kql_rig::vmcores::of(kql_rig::kernels::Series::Bookworm61, "basic").expect("the 6.1 vmcore");
+    let vmcore = vmcore.display().to_string();
+    let with_core = |flag: &str, name: &str, expect: &'static str| {
+        Case::new(&format!("{flag} {name}"), &["--core", &vmcore, flag, &files.arg(name), "select 1"], expect)
+    };
+    check_all(
+        "debug info",
+        vec![
+            with_core("--vmlinux", "garbage.bin", "not an ELF file"),
+            with_core("--vmlinux", "empty.sql", "not usable"),
+            with_core("--vmlinux", "sparse.core", "not an ELF file"),
+            with_core("--vmlinux", "elf1t.core", "no build id"),
+            with_core("--vmlinux", "dir", "a directory"),
+            with_core("--vmlinux", "fifo", "a FIFO"),
+            with_core("--btf", "garbage.bin", "not usable BTF"),
+            with_core("--btf", "sparse.core", "more than the 256 MiB"),
+            with_core("--btf", "fifo", "a FIFO"),
+        ],
+    );
+}
