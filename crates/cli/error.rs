@@ -36,6 +36,7 @@ impl From<DataFusionError> for CliError {
                 let detail = message.trim_start_matches("sql parser error: ");
                 CliError::new(format!("syntax error: {detail}"))
             }
+            DataFusionError::ResourcesExhausted(message) => CliError::new(out_of_memory(message)),
             root => CliError::new(describe(root)),
         }
     }
@@ -58,15 +59,29 @@ impl From<std::io::Error> for CliError {
 }
 
 /// DataFusion's message, with the unknown-table case pointed at `kql tables`; a scan's own
-/// failure (kql's words already) without DataFusion's "Execution error:" in front.
+/// failure (kql's words already) and Arrow's (`Divide by zero error`) without DataFusion's
+/// "Execution error:" or "Arrow error:" in front.
 fn describe(error: &DataFusionError) -> String {
-    if let DataFusionError::Execution(message) = error {
-        return message.clone();
+    match error {
+        DataFusionError::Execution(message) => return message.clone(),
+        DataFusionError::ArrowError(arrow, _) => return arrow.to_string(),
+        _ => {}
     }
     let message = error.to_string();
     match unknown_table(&message) {
         Some(table) => format!("unknown table '{table}' (`kql tables` lists them)"),
         None => message,
+    }
+}
+
+/// A statement that outgrew the memory pool, with the pool's size from DataFusion's words.
+fn out_of_memory(message: &str) -> String {
+    let pool = message.split_once("pool_size: ").and_then(|(_, rest)| rest.split_once(')'));
+    match pool {
+        Some((size, _)) => {
+            format!("the statement needs more than its {size} of memory: narrow it or raise --memory-limit")
+        }
+        None => "the statement needs more memory than it may have: narrow it or raise --memory-limit".into(),
     }
 }
 
@@ -77,9 +92,17 @@ fn unknown_table(message: &str) -> Option<&str> {
     tail.starts_with(" not found").then(|| qualified.rsplit('.').next().unwrap_or(qualified))
 }
 
-/// `message` folded onto one line.
+/// The longest message printed: a message quoting huge input (a 100 KB parameter, a
+/// 1 MB token) is cut here.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+
+/// `message` folded onto one line of at most [`MAX_MESSAGE_CHARS`].
 fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((end, _)) => format!("{}… ({} bytes in all)", &line[..end], line.len()),
+        None => line,
+    }
 }
 
 /// How bad a line on stderr is; it decides the colour of its `kql:` prefix.

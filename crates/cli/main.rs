@@ -6,16 +6,19 @@
 //! opens a REPL on a terminal and reads SQL from standard input otherwise.
 
 mod catalog;
+mod depth;
 mod error;
 mod format;
 mod helper;
+mod input;
+mod memory;
 mod meta;
 mod progress;
 mod repl;
 mod session;
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -77,6 +80,10 @@ struct Cli {
     /// procfs (this host only).
     #[arg(long, value_enum, value_name = "SOURCE", global = true)]
     source: Option<SourceArg>,
+    /// The most memory one statement may hold (sorts, joins, its result), e.g. 512M or 8G.
+    /// Default: half of this machine's memory (or of its cgroup's limit).
+    #[arg(long, value_name = "SIZE", value_parser = memory::parse_size, global = true)]
+    memory_limit: Option<usize>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -147,7 +154,7 @@ fn main() -> ExitCode {
         }
         Err(e) => return fail(&CliError::new(usage_error(&e))),
     };
-    match run(cli) {
+    match depth::on_big_stack("kql", move || run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.broken_pipe => ExitCode::SUCCESS,
         Err(e) => fail(&e),
@@ -197,7 +204,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
     for problem in problems {
         error::report(Level::Warning, &format!("warning: {problem}"));
     }
-    let session = Session::new(cli.format, &target, declarations)?;
+    let mut session = Session::new(cli.format, &target, declarations)?;
+    if let Some(bytes) = cli.memory_limit {
+        session.limit_memory(bytes)?;
+    }
     let mut out = output(&cli)?;
     match &cli.command {
         Some(Command::Tables) => session.print(&catalog::tables(&session.engine().tables())?, &mut out),
@@ -217,11 +227,10 @@ fn run_input(cli: &Cli, mut session: Session, out: &mut dyn Write) -> Result<(),
         return Err(CliError::new("--param gives a parameter of a saved query: use it with -q NAME".into()));
     }
     if let Some(sql) = &cli.sql {
+        input::check_text(sql)?;
         session.run_sql(sql, out)
     } else if let Some(path) = &cli.file {
-        let sql = std::fs::read_to_string(path)
-            .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
-        session.run_sql(&sql, out)
+        session.run_sql(&input::read_file(path)?, out)
     } else if let Some(name) = &cli.query {
         let query = queries::find(name).ok_or_else(|| {
             CliError::new(format!("unknown saved query '{name}' (`kql queries` lists them)"))
@@ -231,11 +240,7 @@ fn run_input(cli: &Cli, mut session: Session, out: &mut dyn Write) -> Result<(),
     } else if std::io::stdin().is_terminal() {
         repl::run(session)
     } else {
-        let mut sql = String::new();
-        std::io::stdin()
-            .read_to_string(&mut sql)
-            .map_err(|e| CliError::new(format!("cannot read standard input: {e}")))?;
-        session.run_sql(&sql, out)
+        session.run_sql(&input::read_stdin()?, out)
     }
 }
 

@@ -9,6 +9,7 @@ use kql_tables::target::{Target, TargetOptions};
 use crate::catalog;
 use crate::error::CliError;
 use crate::format::Format;
+use crate::input;
 use crate::repl::Repl;
 
 /// Every meta command, for completion and `\?`.
@@ -141,7 +142,7 @@ fn run_saved(repl: &mut Repl, name: &str, params: &[&str]) -> Result<(), CliErro
 }
 
 fn run_file(repl: &mut Repl, file: &str) -> Result<(), CliError> {
-    let sql = std::fs::read_to_string(file).map_err(|e| CliError::new(format!("cannot read {file}: {e}")))?;
+    let sql = input::read_file(file.as_ref())?;
     repl.run_sql(&sql)
 }
 

@@ -19,8 +19,10 @@ use kql_engine::Engine;
 use kql_tables::declared::{Declarations, DeclaredTable};
 use kql_tables::target::Target;
 
+use crate::depth;
 use crate::error::{CliError, Level, report};
 use crate::format::{self, Format};
+use crate::memory;
 use crate::progress::Progress;
 
 /// Everything needed to run SQL text and print its results.
@@ -29,6 +31,8 @@ pub struct Session {
     target: Arc<Target>,
     declarations: Declarations,
     runtime: tokio::runtime::Runtime,
+    /// The most memory a statement may hold, in bytes.
+    memory_limit: usize,
     /// Output format of query results.
     pub format: Format,
     /// Print each statement's run time on stderr (`\timing`).
@@ -47,12 +51,22 @@ impl Session {
     /// A session over every kql table of `target`, `declarations` among them, printing in
     /// `format`.
     pub fn new(format: Format, target: &Arc<Target>, declarations: Declarations) -> Result<Self, CliError> {
-        let engine = kql_tables::engine_with(target, &declarations)?;
+        let memory_limit = memory::default_limit();
+        let mut engine = kql_tables::engine_with(target, &declarations)?;
+        engine.limit_memory(memory_limit)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| CliError::new(format!("cannot start the query runtime: {e}")))?;
-        Ok(Session { engine, target: Arc::clone(target), declarations, runtime, format, timing: false })
+        let target = Arc::clone(target);
+        Ok(Session { engine, target, declarations, runtime, memory_limit, format, timing: false })
+    }
+
+    /// Caps each statement's memory at `bytes` (`--memory-limit`).
+    pub fn limit_memory(&mut self, bytes: usize) -> Result<(), CliError> {
+        self.engine.limit_memory(bytes)?;
+        self.memory_limit = bytes;
+        Ok(())
     }
 
     /// What is being inspected.
@@ -63,6 +77,7 @@ impl Session {
     /// Inspect `target` from now on (`\target`).
     pub fn switch_target(&mut self, target: Arc<Target>) -> Result<(), CliError> {
         self.engine = kql_tables::engine_with(&target, &self.declarations)?;
+        self.engine.limit_memory(self.memory_limit)?;
         self.target = target;
         Ok(())
     }
@@ -139,9 +154,12 @@ impl Session {
         let running = self.engine.run_statement(statement, params);
         let (done, result) = tokio::sync::oneshot::channel();
         let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
-        let spawned = std::thread::Builder::new().name("kql statement".into()).spawn(move || {
-            let _ = done.send(run_until_cancelled(running, cancelled));
-        });
+        let spawned = std::thread::Builder::new()
+            .name("kql statement".into())
+            .stack_size(depth::STACK_BYTES)
+            .spawn(move || {
+                let _ = done.send(run_until_cancelled(running, cancelled));
+            });
         if let Err(e) = spawned {
             return Some(Err(CliError::new(format!("cannot start the statement's thread: {e}"))));
         }
@@ -246,7 +264,7 @@ fn parse_one(sql: &str) -> Result<Statement, CliError> {
     let mut statements: VecDeque<Statement> =
         DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(CliError::from)?;
     match (statements.pop_front(), statements.is_empty()) {
-        (Some(statement), true) => Ok(statement),
+        (Some(statement), true) => depth::check(statement),
         _ => Err(CliError::new(format!("expected one SQL statement: {}", sql.trim()))),
     }
 }

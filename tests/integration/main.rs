@@ -3,6 +3,7 @@
 //! Every test creates its own sockets and processes and compares only those; the machine's
 //! own listeners (port 2024) and PID 1 are never touched.
 
+mod bad_input;
 mod cli;
 mod declared;
 mod guests;

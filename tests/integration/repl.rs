@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use crate::support::TempDir;
 
 /// kql's REPL running in a private tmux server, with its history in `state`.
-struct Terminal {
+pub(crate) struct Terminal {
     socket: String,
 }
 
 impl Terminal {
-    fn start(name: &str, state: &Path) -> Terminal {
+    pub(crate) fn start(name: &str, state: &Path) -> Terminal {
         Terminal::start_with(name, state, "")
     }
 
@@ -45,7 +45,7 @@ impl Terminal {
     }
 
     /// Types `line`, presses Enter and waits for the next prompt, as a person would.
-    fn run(&self, line: &str) {
+    pub(crate) fn run(&self, line: &str) {
         let prompts = || self.screen().matches("kql>").count();
         let before = prompts();
         self.type_text(line);
@@ -57,7 +57,7 @@ impl Terminal {
         }
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         self.tmux(&["capture-pane", "-p", "-S", "-200"])
     }
 

@@ -5,7 +5,10 @@
 //!   it saves on two cores;
 //! - a hash join's dynamic filter stays an `IN` list up to a million keys, so that the
 //!   `proc_fds` scan under `tcp_listeners JOIN proc_fds` sees the listeners' inodes;
-//! - `information_schema` on, so `SHOW TABLES` and `information_schema.columns` work.
+//! - `information_schema` on, so `SHOW TABLES` and `information_schema.columns` work;
+//! - with [`Engine::limit_memory`], a memory pool caps what a statement's operators (sorts,
+//!   joins, aggregates) and its collected result hold, and nothing spills to disk: past the
+//!   cap the statement fails with "resources exhausted" instead of meeting the OOM killer.
 
 use std::sync::{Arc, RwLock};
 
@@ -13,8 +16,13 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::error::Result;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
+use futures::TryStreamExt;
 
 use crate::scan::KernelTableProvider;
 use crate::scan_log::ScanLog;
@@ -43,6 +51,18 @@ impl Engine {
             engine.add_table(table)?;
         }
         Ok(engine)
+    }
+
+    /// Caps the memory each statement's operators and result may hold at `bytes`; the
+    /// tables and views registered so far stay.
+    pub fn limit_memory(&mut self, bytes: usize) -> Result<()> {
+        let no_spilling = DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled);
+        let runtime =
+            RuntimeEnvBuilder::new().with_memory_limit(bytes, 1.0).with_disk_manager_builder(no_spilling);
+        let state = SessionStateBuilder::new_from_existing(self.context.state())
+            .with_runtime_env(runtime.build_arc()?);
+        self.context = SessionContext::new_with_state(state.build());
+        Ok(())
     }
 
     /// Registers one more table (a kernel table declared in the session).
@@ -128,8 +148,15 @@ impl Engine {
     }
 }
 
-/// The schema and every row of `frame`.
+/// The schema and every row of `frame`, the rows counted against the memory pool.
 async fn collect(frame: DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let schema = Arc::clone(frame.schema().inner());
-    Ok((schema, frame.collect().await?))
+    let reservation = MemoryConsumer::new("query result").register(frame.task_ctx().memory_pool());
+    let mut stream = frame.execute_stream().await?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.try_next().await? {
+        reservation.try_grow(batch.get_array_memory_size())?;
+        batches.push(batch);
+    }
+    Ok((schema, batches))
 }

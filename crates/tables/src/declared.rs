@@ -28,6 +28,9 @@ use crate::kernel_walk;
 use crate::target::{Binding, Target};
 use crate::{kernel_modules, mounts, net_addresses, net_devices};
 
+/// The largest declarations file read (the shipped ones are a few KiB).
+const MAX_DECLARATIONS_BYTES: u64 = 4 << 20;
+
 mod shipped {
     include!(concat!(env!("OUT_DIR"), "/declared_tables.rs"));
 }
@@ -117,8 +120,7 @@ impl Declarations {
         files.sort();
         let mut problems = Vec::new();
         for file in files {
-            let parsed = std::fs::read_to_string(&file)
-                .map_err(|e| e.to_string())
+            let parsed = read_declarations(&file)
                 .and_then(|text| kql_declare::parser::parse(&text).map_err(|e| e.to_string()));
             match parsed {
                 Ok(declarations) => {
@@ -153,6 +155,23 @@ impl Declarations {
     /// Every declaration, in load order.
     pub fn all(&self) -> &[Arc<Declared>] {
         &self.list
+    }
+}
+
+/// The text of a declarations file: a regular file (a FIFO would block, a device never end)
+/// of at most [`MAX_DECLARATIONS_BYTES`]; the error is a phrase.
+fn read_declarations(file: &Path) -> Result<String, String> {
+    let metadata = std::fs::metadata(file).map_err(|e| e.to_string())?;
+    if !metadata.is_file() {
+        return Err("not a regular file".into());
+    }
+    if metadata.len() > MAX_DECLARATIONS_BYTES {
+        return Err(format!("larger than the {} MiB kql reads", MAX_DECLARATIONS_BYTES >> 20));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+    match text.find('\0') {
+        Some(at) => Err(format!("a NUL byte at offset {at}: binary, not SQL")),
+        None => Ok(text),
     }
 }
 

@@ -21,6 +21,7 @@ mod ss_address;
 mod ss_users;
 mod table;
 pub mod target;
+mod target_check;
 mod tcp_listeners;
 mod tcp_sockets;
 mod threads;

@@ -90,6 +90,7 @@ impl Target {
             }
             (None, None) => (DrgnTarget::LiveKernel, "live host".to_string()),
         };
+        crate::target_check::check(options)?;
         let live = drgn_target == DrgnTarget::LiveKernel;
         let forced = options.source;
         if let Some(kind) = forced.filter(|k| k.reads_this_host()) {
