@@ -9,11 +9,14 @@ use crate::walk::Value;
 /// Cache slots per place (a power of two).
 const SLOTS: usize = 64;
 
+/// One place's slots, each a pointer and the value read through it.
+type Slots = Box<[(u64, Value)]>;
+
 /// The remembered values of every place read through a pointer in one scan.
 #[derive(Default)]
 pub(crate) struct Memo {
     /// Per place (by its address in the plan): the slots, each a pointer and its value.
-    places: Vec<(usize, Box<[(u64, Value)]>)>,
+    places: Vec<(usize, Slots)>,
 }
 
 impl Memo {
