@@ -4,6 +4,8 @@
 //! own listeners (port 2024) and PID 1 are never touched.
 
 mod cli;
+mod damage;
+mod damaged;
 mod declared;
 mod guests;
 mod kernel_tables;

@@ -116,6 +116,12 @@ impl<'p> Memory<'p> {
         self.program.read_user_memory(pgd, address, buf)
     }
 
+    /// Where the direct-map or kernel-image address `address` is in physical memory, for
+    /// tools that locate an object in a dump (the tests' fault injector does).
+    pub fn physical_address(&self, address: u64) -> Option<u64> {
+        self.physical(address)
+    }
+
     /// The physical address of a direct-map or kernel-image address.
     fn physical(&self, address: u64) -> Option<u64> {
         let within = |start: u64, size: u64| address.checked_sub(start).filter(|&offset| offset < size);

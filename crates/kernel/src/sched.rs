@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use kql_drgn::Result;
 
 use crate::cgroup::CgroupIds;
-use crate::list::list_nodes;
-use crate::{Layout, Memory, TypeName, Types};
+use crate::list::{list_nodes, list_nodes_tolerant};
+use crate::{Layout, Memory, Skipped, TypeName, Types};
 
 /// `PF_KTHREAD` of `include/linux/sched.h`.
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -177,6 +177,15 @@ impl TaskWalker {
             .into_iter()
             .map(|node| node - self.tasks)
             .collect())
+    }
+
+    /// Addresses of every thread-group leader that can be reached, going past a damaged
+    /// link of `init_task.tasks` (noted in `skipped`; the list is then walked backwards too).
+    pub fn leaders_tolerant(&self, mem: &Memory, skipped: &mut Skipped) -> Vec<u64> {
+        list_nodes_tolerant(mem, self.process_list, "init_task.tasks", skipped)
+            .into_iter()
+            .map(|node| node - self.tasks)
+            .collect()
     }
 
     /// Addresses of every thread of the process led by `leader`, the leader included

@@ -177,7 +177,14 @@ impl UnixWalker {
                 .nets(mem)?
                 .into_iter()
                 .map(|net| {
-                    BucketArray::new(mem.read_field(net, *buckets)?, *count, 8, 0, "net->unx.table.buckets")
+                    BucketArray::new(
+                        mem.read_field(net, *buckets)?,
+                        *count,
+                        8,
+                        0,
+                        false,
+                        "net->unx.table.buckets",
+                    )
                 })
                 .collect(),
         }
@@ -315,7 +322,7 @@ fn tables(types: &Types) -> Result<Tables> {
     }
     let at = types.symbol("unix_socket_table")?;
     let count = array_length(types, "unix_socket_table").unwrap_or(UNIX_HASH_SIZE);
-    Ok(Tables::Global(BucketArray::new(at, count, 8, 0, "unix_socket_table")?))
+    Ok(Tables::Global(BucketArray::new(at, count, 8, 0, false, "unix_socket_table")?))
 }
 
 /// The length of the global array `name` where the types describe it (DWARF).
