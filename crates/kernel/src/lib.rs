@@ -32,6 +32,6 @@ pub mod xarray;
 
 pub use kernel::{Kernel, KernelBtf, LIVE_BTF, LIVE_KALLSYMS, Types};
 pub use layout::Layout;
-pub use memory::Memory;
+pub use memory::{Memory, Patches};
 pub use skipped::Skipped;
 pub use types::{KernelType, MemberInfo, Shape, TypeName, TypeSource};

@@ -62,8 +62,9 @@ pub fn list_nodes(mem: &Memory, head: u64, what: &str) -> Result<Vec<u64>> {
     let mut nodes = Vec::new();
     let mut node = mem.read_u64(head).map_err(|e| e.context(what))?;
     while node != head {
-        if node == 0 {
-            return Err(Error::new(ErrorKind::BadData, format!("{what}: NULL in a circular list")));
+        if !is_kernel_pointer(node) {
+            let message = format!("{what}: {node:#x} in a circular list is not a kernel pointer");
+            return Err(Error::new(ErrorKind::BadData, message));
         }
         guard.visit(node)?;
         nodes.push(node);
@@ -80,6 +81,10 @@ pub fn hlist_nodes(mem: &Memory, first: u64, what: &str) -> Result<Vec<u64>> {
     let mut nodes = Vec::new();
     let mut node = first;
     while node != 0 && node & 1 == 0 {
+        if !is_kernel_pointer(node) {
+            let message = format!("{what}: {node:#x} in a chain is not a kernel pointer");
+            return Err(Error::new(ErrorKind::BadData, message));
+        }
         guard.visit(node)?;
         nodes.push(node);
         node = mem.read_u64(node).map_err(|e| e.context(what))?;

@@ -773,7 +773,7 @@ impl SockContext {
             0 => Ok(0),
             socket => {
                 check_pointer(socket, "sk_socket")?;
-                mem.read_u64(socket + self.socket_to_ino)
+                mem.read_u64(member_at(socket, self.socket_to_ino, "sk_socket")?)
                     .map_err(|e| e.context(format!("sk_socket {socket:#x} (its inode)")))
             }
         }
@@ -785,8 +785,10 @@ impl SockContext {
             return Ok(inode);
         }
         check_pointer(net, "skc_net")?;
-        let inode =
-            u64::from(mem.read_u32(net + self.net_inum).map_err(|e| e.context("struct net ns.inum"))?);
+        let inode = u64::from(
+            mem.read_u32(member_at(net, self.net_inum, "skc_net")?)
+                .map_err(|e| e.context("struct net ns.inum"))?,
+        );
         caches.netns.insert(net, inode);
         Ok(inode)
     }
@@ -840,6 +842,24 @@ pub(crate) fn check_pointer(pointer: u64, what: &str) -> Result<()> {
         true => Ok(()),
         false => Err(Error::new(ErrorKind::BadData, format!("{what}: {pointer:#x} is not a kernel pointer"))),
     }
+}
+
+/// The address of the member at `offset` of the object `pointer` (read from memory) points
+/// to: an error unless `pointer` is a kernel pointer and the sum does not overflow.
+pub fn member_at(pointer: u64, offset: u64, what: &str) -> Result<u64> {
+    check_pointer(pointer, what)?;
+    pointer.checked_add(offset).ok_or_else(|| {
+        Error::new(ErrorKind::BadData, format!("{what}: {pointer:#x} + {offset:#x} overflows"))
+    })
+}
+
+/// `container_of()`: the object whose member at `offset` is at `member` (a kernel pointer
+/// read from memory); an error if `member` is not a kernel pointer or too low.
+pub fn container_at(member: u64, offset: u64, what: &str) -> Result<u64> {
+    check_pointer(member, what)?;
+    member.checked_sub(offset).filter(|&at| is_kernel_pointer(at)).ok_or_else(|| {
+        Error::new(ErrorKind::BadData, format!("{what}: {member:#x} - {offset:#x} is not a kernel object"))
+    })
 }
 
 /// Decodes listening sockets: the offsets it needs, looked up once.
@@ -947,8 +967,8 @@ impl DeviceLayout {
     /// `ifindex → name` of every device in the netns at `net`.
     fn names(&self, mem: &Memory, net: u64) -> Result<HashMap<u32, String>> {
         let mut names = HashMap::new();
-        for node in list_nodes(mem, net + self.head, "net dev_base_head")? {
-            let bytes = self.device.read(mem, node - self.dev_list)?;
+        for node in list_nodes(mem, member_at(net, self.head, "skc_net")?, "net dev_base_head")? {
+            let bytes = self.device.read(mem, container_at(node, self.dev_list, "net dev_base_head")?)?;
             let index = self.device.u64(&bytes, 0)? as u32;
             let name = self.device.field(1).map(|f| f.slice(&bytes)).transpose()?.unwrap_or_default();
             let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());

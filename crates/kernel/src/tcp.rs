@@ -42,7 +42,7 @@ use crate::net::MAX_BUCKETS;
 use crate::net::{
     AddressMap, AddressSet, BucketArray, Caches, Common, CommonMembers, Jiffies, JiffiesSource,
     ListeningHash, Members, NetNamespaces, SkMem, SockContext, SockMembers, TCP_LISTEN, check_pointer,
-    member, optional,
+    member, member_at, optional,
 };
 use crate::{Layout, Memory, Skipped, TypeName, Types};
 
@@ -828,7 +828,7 @@ impl TcpWalker {
             return Ok(name.clone());
         }
         check_pointer(ops, "icsk_ca_ops")?;
-        let raw = mem.bytes(ops + self.ca_name.offset as u64, self.ca_name.size)?;
+        let raw = mem.bytes(member_at(ops, self.ca_name.offset as u64, "icsk_ca_ops")?, self.ca_name.size)?;
         let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
         let name = Some(Arc::from(String::from_utf8_lossy(&raw[..end])));
         caches.ca_names.insert(ops, name.clone());
