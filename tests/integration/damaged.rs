@@ -27,6 +27,8 @@ use crate::support::TempDir;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 type Row = BTreeMap<String, Value>;
+/// Whether a query's row of the undamaged vmcore may be missing (or changed) after a damage.
+type MayLose = Box<dyn Fn(&str, &Row) -> bool>;
 
 /// A statement run on each damaged vmcore, with the columns that identify a row.
 struct Query {
@@ -57,7 +59,7 @@ struct Case {
     must_fail: &'static [&'static str],
     mention: Vec<String>,
     /// Rows of the undamaged vmcore the damage may take away (or change), per query.
-    may_lose: Box<dyn Fn(&str, &Row) -> bool>,
+    may_lose: MayLose,
 }
 
 /// The vmcore and its kernel's debug vmlinux.
@@ -86,7 +88,7 @@ fn cases(landmarks: &Landmarks) -> Vec<Case> {
     let link = victim.task + landmarks.task_tasks;
     let listener = rng.pick(&landmarks.listeners).clone();
     let node = listener.sk + landmarks.sk_node;
-    let nothing = || Box::new(|_: &str, _: &Row| false) as Box<dyn Fn(&str, &Row) -> bool>;
+    let nothing = || Box::new(|_: &str, _: &Row| false) as MayLose;
     let tasks_case = |name, value| Case {
         name,
         damage: Damage::word(link, value),
@@ -255,8 +257,7 @@ fn key(query: &Query, row: &Row) -> Vec<Value> {
     }
 }
 
-/// Checks one run on a damaged vmcore against the undamaged rows; returns whether the run
-/// warned or failed about the damage.
+/// Checks one run on a damaged vmcore against the undamaged rows of the same query.
 fn check(case: &Case, query: &Query, baseline: &[Row], run: &Run) {
     let who = format!("{} / {}", case.name, query.name);
     let stderr = &run.stderr;
