@@ -5,6 +5,8 @@
 
 mod bad_input;
 mod cli;
+mod damage;
+mod damaged;
 mod declared;
 mod guests;
 mod kernel_tables;

@@ -40,13 +40,16 @@ fn sockets(c: &mut Criterion) {
         let count = |n: usize| Throughput::Elements(n as u64);
 
         let mut group = c.benchmark_group(format!("6.1 sockets vmcore, {}", source.name()));
-        let tcp_sockets = tcp.walk(&Memory::new(&types)).expect("tcp walk").len();
+        let tcp_sockets =
+            tcp.walk(&Memory::new(&types), &mut kql_kernel::Skipped::default()).expect("tcp walk").len();
         assert!(tcp_sockets > 1000, "the bulk connections are in the vmcore: {tcp_sockets}");
         // The best of many runs, which a loaded machine disturbs least.
         let best = (0..300)
             .map(|_| {
                 let start = Instant::now();
-                std::hint::black_box(tcp.walk(&Memory::new(&types)).expect("tcp walk"));
+                std::hint::black_box(
+                    tcp.walk(&Memory::new(&types), &mut kql_kernel::Skipped::default()).expect("tcp walk"),
+                );
                 start.elapsed()
             })
             .min()
@@ -58,7 +61,7 @@ fn sockets(c: &mut Criterion) {
         );
         group.throughput(count(tcp_sockets));
         group.bench_function(format!("tcp walk ({tcp_sockets} sockets, per socket)"), |b| {
-            b.iter(|| tcp.walk(&Memory::new(&types)).expect("tcp walk"))
+            b.iter(|| tcp.walk(&Memory::new(&types), &mut kql_kernel::Skipped::default()).expect("tcp walk"))
         });
         group.bench_function("tcp_sockets() with TcpWalker::new (per socket)", |b| {
             b.iter(|| kql_kernel::tcp::tcp_sockets(&types).expect("tcp_sockets"))

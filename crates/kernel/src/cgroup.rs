@@ -3,6 +3,7 @@
 
 use kql_drgn::Result;
 
+use crate::net::member_at;
 use crate::{Layout, Memory, Types};
 
 /// Offsets to go from a `struct cgroup *` to its kernfs node's id, name and parent.
@@ -24,7 +25,7 @@ impl CgroupIds {
 
     /// `cgroup_id(cgrp)`, i.e. `cgrp->kn->id`; `None` without a kernfs node.
     pub fn id(&self, mem: &Memory, cgroup: u64) -> Result<Option<u64>> {
-        match mem.read_u64(cgroup + self.kn)? {
+        match mem.read_u64(member_at(cgroup, self.kn, "cgroup")?)? {
             0 => Ok(None),
             kn => Ok(Some(self.node.u64(&self.node.read(mem, kn)?, 0)?)),
         }
@@ -32,7 +33,7 @@ impl CgroupIds {
 
     /// The cgroup's path from the root of its hierarchy, as `/proc/PID/cgroup` shows it.
     pub fn path(&self, mem: &Memory, cgroup: u64) -> Result<String> {
-        self.kernfs_path(mem, mem.read_u64(cgroup + self.kn)?)
+        self.kernfs_path(mem, mem.read_u64(member_at(cgroup, self.kn, "cgroup")?)?)
     }
 
     /// The path of the `struct kernfs_node` at `kn` from the root of its kernfs (a cgroup's

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use kql_drgn::{Error, ErrorKind, Result};
 
+use crate::net::{container_at, member_at};
 use crate::{Layout, Memory, Types};
 
 /// The most fds kql believes a task can have (`fs.nr_open` is at most 2^30; real tables are
@@ -76,7 +77,7 @@ impl FileWalker {
         if files == 0 {
             return Ok(Vec::new());
         }
-        let fdt = mem.read_u64(files + self.files_fdt)?;
+        let fdt = mem.read_u64(member_at(files, self.files_fdt, "files")?)?;
         let table = self.fdtable.read(mem, fdt)?;
         let max_fds = self.fdtable.u64(&table, 0)? & 0xffff_ffff;
         if max_fds > MAX_FDS {
@@ -136,8 +137,8 @@ impl FileWalker {
         if let Some(name) = caches.fstypes.get(&sb) {
             return Ok(name.clone());
         }
-        let fstype = mem.read_u64(sb + self.sb_type)?;
-        let name = read_c_string(mem, mem.read_u64(fstype + self.fstype_name)?, 64)?;
+        let fstype = mem.read_u64(member_at(sb, self.sb_type, "i_sb")?)?;
+        let name = read_c_string(mem, mem.read_u64(member_at(fstype, self.fstype_name, "s_type")?)?, 64)?;
         caches.fstypes.insert(sb, name.clone());
         Ok(name)
     }
@@ -150,11 +151,11 @@ impl FileWalker {
     /// `d_path()`: the path of (`mnt`, `dentry`) from the root of the mount tree, climbing
     /// `d_parent` inside a mount and `mnt_mountpoint` across mounts.
     pub fn d_path(&self, mem: &Memory, vfsmount: u64, dentry: u64) -> Result<String> {
-        let mut mount = vfsmount - self.mount_mnt;
+        let mut mount = container_at(vfsmount, self.mount_mnt, "f_path.mnt")?;
         let mut dentry = dentry;
         let mut names = Vec::new();
         for _ in 0..4096 {
-            let root = mem.read_u64(mount + self.mount_mnt + self.mnt_root)?;
+            let root = mem.read_u64(member_at(mount, self.mount_mnt + self.mnt_root, "mnt_parent")?)?;
             if dentry == root {
                 let links = self.mount.read(mem, mount)?;
                 let parent = self.mount.u64(&links, 0)?;

@@ -21,6 +21,7 @@ pub mod net;
 pub mod percpu;
 pub mod rbtree;
 pub mod sched;
+mod skipped;
 mod symbol_table;
 pub mod tcp;
 pub mod types;
@@ -31,5 +32,6 @@ pub mod xarray;
 
 pub use kernel::{Kernel, KernelBtf, LIVE_BTF, LIVE_KALLSYMS, Types};
 pub use layout::Layout;
-pub use memory::Memory;
+pub use memory::{Memory, Patches};
+pub use skipped::Skipped;
 pub use types::{KernelType, MemberInfo, Shape, TypeName, TypeSource};

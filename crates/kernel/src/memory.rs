@@ -11,10 +11,13 @@
 //! `dump-guest-memory`, every virtual read is one), and a system call per read costs more
 //! than a listener's whole decoding. Anything else — vmalloc, memory that cannot be read
 //! physically — is read virtually through libdrgn.
+//!
+//! A view may carry [`Patches`]: bytes laid over the kernel's memory on every read, which
+//! is how the fuzzer feeds mutated memory images to the walks without copying a vmcore.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kql_drgn::{CoreImage, Field, Program, Result};
 
@@ -30,8 +33,13 @@ const KERNEL_IMAGE: u64 = 0xffff_ffff_8000_0000;
 /// The most the kernel image mapping spans (`KERNEL_IMAGE_SIZE` with KASLR).
 const KERNEL_IMAGE_SIZE: u64 = 1 << 30;
 
+/// Bytes laid over kernel memory, by virtual address.
+pub type Patches = BTreeMap<u64, u8>;
+
 /// Kernel memory as one walk sees it.
 pub struct Memory<'p> {
+    /// Bytes read in place of the kernel's, if any.
+    patches: Option<&'p Patches>,
     program: &'p Program,
     page_offset_base: Option<u64>,
     /// `NUMBER(phys_base)`: the kernel image's physical offset (may be negative: two's complement).
@@ -58,11 +66,42 @@ impl<'p> Memory<'p> {
         let phys_base = Vmcoreinfo::read(program).ok().and_then(|info| checked_phys_base(program, &info));
         let file =
             (page_offset_base.is_some() || phys_base.is_some()).then(|| program.core_image()).flatten();
-        Memory { program, page_offset_base, phys_base, file, chunks: RefCell::new(HashMap::new()) }
+        Memory {
+            patches: None,
+            program,
+            page_offset_base,
+            phys_base,
+            file,
+            chunks: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// This view with `patches` laid over every read (a mutated memory image).
+    pub fn with_patches(self, patches: &'p Patches) -> Self {
+        Memory { patches: Some(patches), ..self }
+    }
+
+    /// Whether a patch lies in `address..address + len`.
+    fn patched(&self, address: u64, len: usize) -> bool {
+        self.patches.is_some_and(|p| p.range(address..address.saturating_add(len as u64)).next().is_some())
+    }
+
+    /// Lays the patches in `address..` over `buf`.
+    fn apply_patches(&self, address: u64, buf: &mut [u8]) {
+        let Some(patches) = self.patches else { return };
+        for (&at, &byte) in patches.range(address..address.saturating_add(buf.len() as u64)) {
+            buf[(at - address) as usize] = byte;
+        }
     }
 
     /// Fills `buf` from kernel virtual address `address`.
     pub fn read(&self, address: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_unpatched(address, buf)?;
+        self.apply_patches(address, buf);
+        Ok(())
+    }
+
+    fn read_unpatched(&self, address: u64, buf: &mut [u8]) -> Result<()> {
         if let Some(bytes) = self.mapped(address, buf.len()) {
             buf.copy_from_slice(bytes);
             return Ok(());
@@ -78,7 +117,7 @@ impl<'p> Memory<'p> {
 
     /// The `len` bytes at `address`: borrowed from a mapped vmcore when possible, else read.
     pub fn bytes(&self, address: u64, len: usize) -> Result<Cow<'p, [u8]>> {
-        if let Some(bytes) = self.mapped(address, len) {
+        if let Some(bytes) = self.mapped(address, len).filter(|_| !self.patched(address, len)) {
             return Ok(Cow::Borrowed(bytes));
         }
         let mut bytes = vec![0; len];
@@ -114,6 +153,12 @@ impl<'p> Memory<'p> {
     /// A process's memory through its page table `pgd` (not cached).
     pub fn read_user(&self, pgd: u64, address: u64, buf: &mut [u8]) -> Result<()> {
         self.program.read_user_memory(pgd, address, buf)
+    }
+
+    /// Where the direct-map or kernel-image address `address` is in physical memory, for
+    /// tools that locate an object in a dump (the tests' fault injector does).
+    pub fn physical_address(&self, address: u64) -> Option<u64> {
+        self.physical(address)
     }
 
     /// The physical address of a direct-map or kernel-image address.

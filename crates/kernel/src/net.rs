@@ -24,7 +24,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use kql_drgn::{Error, ErrorKind, Field, Result};
 
 use crate::cgroup::CgroupIds;
-use crate::list::{hlist_nodes, list_nodes};
+use crate::list::{ChainEnd, hlist_chain, list_nodes};
+use crate::skipped::Skipped;
 use crate::{Layout, Memory, TypeName, Types};
 
 /// `TCP_LISTEN` of `include/net/tcp_states.h`.
@@ -81,13 +82,38 @@ const TCP_HASHINFO: &[TypeName] = &[TypeName::Named("struct inet_hashinfo")];
 /// default, `thash_entries=` aside; UDP's 2^16); a larger count is corruption.
 pub const MAX_BUCKETS: usize = 1 << 24;
 
-/// Every listening TCP socket of the kernel, of all network namespaces.
+/// Every listening TCP socket of the kernel, of all network namespaces; an error if any
+/// bucket or socket cannot be read.
 pub fn tcp_listeners(types: &Types) -> Result<Vec<ListeningSocket>> {
+    let mut skipped = Skipped::default();
+    let listeners = read_listeners(types, &Memory::new(types), &mut skipped)?;
+    skipped.all_or_error(listeners)
+}
+
+/// Every listening TCP socket that can be read from `mem`: a bucket or socket that cannot
+/// be read is noted in `skipped` (by bucket index, socket address and field) and the walk
+/// goes on. An error only when the listening hash as a whole cannot be found.
+pub fn read_listeners(types: &Types, mem: &Memory, skipped: &mut Skipped) -> Result<Vec<ListeningSocket>> {
     let walker = SockWalker::new(types)?;
     let hash = ListeningHash::new(types)?;
     let mut caches = Caches::default();
-    let mem = Memory::new(types);
-    hash.socks(&mem)?.into_iter().map(|sk| walker.read(&mem, sk, &mut caches)).collect()
+    let socks = hash.socks(mem, skipped)?;
+    let mut read = |sk| walker.read(mem, sk, &mut caches).and_then(plausible_listener);
+    Ok(socks
+        .into_iter()
+        .filter_map(|sk| skipped.check(read(sk), || format!("listening struct sock at {sk:#x}")))
+        .collect())
+}
+
+/// A socket read from the listening hash, unless what it says cannot be a listener (the
+/// chain led into something else).
+fn plausible_listener(socket: ListeningSocket) -> Result<ListeningSocket> {
+    let fail = |what: String| Err(Error::new(ErrorKind::BadData, format!("{what}: not a listening socket")));
+    match (socket.family, socket.state) {
+        (AF_INET | AF_INET6, TCP_LISTEN) => Ok(socket),
+        (AF_INET | AF_INET6, state) => fail(format!("skc_state is {state}")),
+        (family, _) => fail(format!("skc_family is {family}")),
+    }
 }
 
 /// Where `tcp_hashinfo`'s listening buckets are and how sockets chain in them.
@@ -98,6 +124,8 @@ pub struct ListeningHash {
     head: usize,
     /// Offset of the chain's node in a `struct sock`.
     node: u64,
+    /// The chains are `hlist_nulls` (`nulls_head`).
+    nulls: bool,
 }
 
 /// The listening buckets: a fixed array in `tcp_hashinfo` (before 5.19), or the `lhash2`
@@ -120,33 +148,38 @@ impl ListeningHash {
             let (lhash2, mask) = (hashinfo_type.field("lhash2")?, hashinfo_type.field("lhash2_mask")?);
             Buckets::Lhash2 { hashinfo, lhash2, mask }
         };
-        let head = if bucket_type.has_member("nulls_head")? { "nulls_head" } else { "head" };
+        let nulls = bucket_type.has_member("nulls_head")?;
         Ok(ListeningHash {
             buckets,
             bucket_size,
-            head: bucket_type.offset_of(head)?,
+            nulls,
+            head: bucket_type.offset_of(if nulls { "nulls_head" } else { "head" })?,
             node: types.find_type("struct sock")?.offset_of("__sk_common.skc_nulls_node")? as u64,
         })
     }
 
-    /// Addresses of the `struct sock`s in the listening hash.
-    pub fn socks(&self, mem: &Memory) -> Result<Vec<u64>> {
+    /// Addresses of the `struct sock`s in the listening hash; buckets that cannot be walked
+    /// are noted in `skipped`.
+    pub fn socks(&self, mem: &Memory, skipped: &mut Skipped) -> Result<Vec<u64>> {
         let (at, count) = match self.buckets {
             Buckets::Fixed { at, count } => (at, count),
             Buckets::Lhash2 { hashinfo, lhash2, mask } => {
                 (mem.read_field(hashinfo, lhash2)?, mem.read_field(hashinfo, mask)? as usize + 1)
             }
         };
-        let buckets =
-            BucketArray::new(at, count, self.bucket_size, self.head, "tcp_hashinfo listening buckets")?;
-        let nodes = buckets.nodes(mem)?;
+        let what = "tcp_hashinfo listening buckets";
+        let buckets = BucketArray::new(at, count, self.bucket_size, self.head, self.nulls, what)?;
+        let nodes = buckets.nodes_tolerant(mem, skipped)?;
         Ok(nodes.into_iter().map(|node| node - self.node).collect())
     }
 }
 
 /// The most entries [`BucketArray::nodes`] collects from one hash (each chain is also
-/// bounded and cycle-checked by [`hlist_nodes`]).
+/// bounded and cycle-checked by [`hlist_chain`]).
 pub const MAX_HASHED: usize = 1 << 24;
+
+/// Bytes of a bucket array read at once (bounded memory whatever the count says).
+const BUCKETS_PER_READ_BYTES: usize = 64 << 10;
 
 /// An array of hash buckets, each holding the head of a chain (`hlist_head`, or
 /// `hlist_nulls_head` whose chain ends at an odd "nulls" marker) somewhere in it.
@@ -160,6 +193,9 @@ pub struct BucketArray {
     pub size: usize,
     /// Offset of the chain's head in a bucket.
     pub head: usize,
+    /// The chains are `hlist_nulls`: they end at an odd marker, never at NULL (a NULL is
+    /// corruption, e.g. a zeroed page of buckets).
+    pub nulls: bool,
     /// What the array is, for error messages.
     pub what: &'static str,
 }
@@ -171,6 +207,7 @@ impl BucketArray {
         count: usize,
         size: usize,
         head: usize,
+        nulls: bool,
         what: &'static str,
     ) -> Result<BucketArray> {
         if count > MAX_BUCKETS || size == 0 || head + 8 > size {
@@ -179,34 +216,88 @@ impl BucketArray {
             return Err(Error::new(ErrorKind::BadData, message));
         }
         check_pointer(at, what)?;
-        Ok(BucketArray { at, count, size, head, what })
+        Ok(BucketArray { at, count, size, head, nulls, what })
     }
 
-    /// The nodes of every chain, bucket by bucket, read with one read of the whole array
-    /// and bounded, cycle-checked walks of each non-empty chain ([`hlist_nodes`]).
+    /// The nodes of every chain, bucket by bucket, all or an error naming the first bucket
+    /// that could not be walked.
     pub fn nodes(&self, mem: &Memory) -> Result<Vec<u64>> {
-        let table = mem.bytes(self.at, self.size * self.count).map_err(|e| e.context(self.what))?;
+        let mut skipped = Skipped::default();
+        let nodes = self.nodes_tolerant(mem, &mut skipped)?;
+        skipped.all_or_error(nodes)
+    }
+
+    /// The nodes of every chain, bucket by bucket, going past damage: buckets that cannot
+    /// be read, a chain that breaks (the nodes before the break are kept) and, in a nulls
+    /// hash, chains ending at NULL are noted in `skipped` by bucket index. The array is read
+    /// a piece at a time; most chains are one node long and need no list walk.
+    pub fn nodes_tolerant(&self, mem: &Memory, skipped: &mut Skipped) -> Result<Vec<u64>> {
+        let per_read = (BUCKETS_PER_READ_BYTES / self.size).max(1);
         let mut nodes = Vec::new();
-        for bucket in table.chunks_exact(self.size) {
-            let first = u64::from_le_bytes(bucket[self.head..self.head + 8].try_into().expect("8 bytes"));
-            if first == 0 || first & 1 == 1 {
-                continue;
-            }
-            check_pointer(first, self.what)?;
-            // Most chains of a hash are one node long: no list walk (nor its `Vec`) for those.
-            let next = mem.read_u64(first).map_err(|e| e.context(self.what))?;
-            if next == 0 || next & 1 == 1 {
-                nodes.push(first);
-                continue;
-            }
-            nodes.extend(hlist_nodes(mem, first, self.what)?);
-            if nodes.len() > MAX_HASHED {
-                let message =
-                    format!("{}: more than {MAX_HASHED} entries; the hash looks corrupt", self.what);
-                return Err(Error::new(ErrorKind::BadData, message));
+        let mut null_heads = NullRuns::default();
+        for start in (0..self.count).step_by(per_read) {
+            let end = (start + per_read).min(self.count);
+            let at = self.at + (start * self.size) as u64;
+            let table = match mem.bytes(at, (end - start) * self.size) {
+                Ok(table) => table,
+                Err(e) => {
+                    skipped.note(format!("{}: buckets {start}..{} cannot be read: {e}", self.what, end - 1));
+                    continue;
+                }
+            };
+            for (offset, bucket) in table.chunks_exact(self.size).enumerate() {
+                let index = start + offset;
+                let first = u64::from_le_bytes(bucket[self.head..self.head + 8].try_into().expect("8 bytes"));
+                if first == 0 && self.nulls {
+                    null_heads.add(index);
+                }
+                if first == 0 || first & 1 == 1 {
+                    continue;
+                }
+                let head = self.at + (index * self.size + self.head) as u64;
+                let (chain, end) = hlist_chain(mem, head, self.what);
+                nodes.extend(chain);
+                match end {
+                    ChainEnd::Nulls => {}
+                    ChainEnd::Null if !self.nulls => {}
+                    ChainEnd::Null => skipped.note(format!(
+                        "{}: bucket {index}: the chain ends at NULL, not at a nulls marker: it is corrupt from there",
+                        self.what
+                    )),
+                    ChainEnd::Broken(why) => skipped.note(format!("bucket {index} of {why}")),
+                }
+                if nodes.len() > MAX_HASHED {
+                    let message =
+                        format!("{}: more than {MAX_HASHED} entries; the hash looks corrupt", self.what);
+                    return Err(Error::new(ErrorKind::BadData, message));
+                }
             }
         }
+        for (first, last) in null_heads.runs {
+            let which =
+                if first == last { format!("bucket {first}") } else { format!("buckets {first}..{last}") };
+            skipped.note(format!(
+                "{}: {which} of {}: NULL where a nulls hash always has a marker (zeroed memory?); \
+                 whatever they held is missing",
+                self.what, self.count
+            ));
+        }
         Ok(nodes)
+    }
+}
+
+/// Runs of consecutive bucket indexes, for one note per run.
+#[derive(Default)]
+struct NullRuns {
+    runs: Vec<(usize, usize)>,
+}
+
+impl NullRuns {
+    fn add(&mut self, index: usize) {
+        match self.runs.last_mut() {
+            Some((_, last)) if *last + 1 == index => *last = index,
+            _ => self.runs.push((index, index)),
+        }
     }
 }
 
@@ -682,7 +773,8 @@ impl SockContext {
             0 => Ok(0),
             socket => {
                 check_pointer(socket, "sk_socket")?;
-                mem.read_u64(socket + self.socket_to_ino)
+                mem.read_u64(member_at(socket, self.socket_to_ino, "sk_socket")?)
+                    .map_err(|e| e.context(format!("sk_socket {socket:#x} (its inode)")))
             }
         }
     }
@@ -693,8 +785,10 @@ impl SockContext {
             return Ok(inode);
         }
         check_pointer(net, "skc_net")?;
-        let inode =
-            u64::from(mem.read_u32(net + self.net_inum).map_err(|e| e.context("struct net ns.inum"))?);
+        let inode = u64::from(
+            mem.read_u32(member_at(net, self.net_inum, "skc_net")?)
+                .map_err(|e| e.context("struct net ns.inum"))?,
+        );
         caches.netns.insert(net, inode);
         Ok(inode)
     }
@@ -738,7 +832,7 @@ impl SockContext {
 const KERNEL_SPACE: u64 = 0xff00_0000_0000_0000;
 
 /// Whether `pointer` can point to a kernel object: in the kernel half, 8-byte aligned.
-pub(crate) fn is_kernel_pointer(pointer: u64) -> bool {
+pub fn is_kernel_pointer(pointer: u64) -> bool {
     pointer >= KERNEL_SPACE && pointer.is_multiple_of(8)
 }
 
@@ -748,6 +842,24 @@ pub(crate) fn check_pointer(pointer: u64, what: &str) -> Result<()> {
         true => Ok(()),
         false => Err(Error::new(ErrorKind::BadData, format!("{what}: {pointer:#x} is not a kernel pointer"))),
     }
+}
+
+/// The address of the member at `offset` of the object `pointer` (read from memory) points
+/// to: an error unless `pointer` is a kernel pointer and the sum does not overflow.
+pub fn member_at(pointer: u64, offset: u64, what: &str) -> Result<u64> {
+    check_pointer(pointer, what)?;
+    pointer.checked_add(offset).ok_or_else(|| {
+        Error::new(ErrorKind::BadData, format!("{what}: {pointer:#x} + {offset:#x} overflows"))
+    })
+}
+
+/// `container_of()`: the object whose member at `offset` is at `member` (a kernel pointer
+/// read from memory); an error if `member` is not a kernel pointer or too low.
+pub fn container_at(member: u64, offset: u64, what: &str) -> Result<u64> {
+    check_pointer(member, what)?;
+    member.checked_sub(offset).filter(|&at| is_kernel_pointer(at)).ok_or_else(|| {
+        Error::new(ErrorKind::BadData, format!("{what}: {member:#x} - {offset:#x} is not a kernel object"))
+    })
 }
 
 /// Decodes listening sockets: the offsets it needs, looked up once.
@@ -855,8 +967,8 @@ impl DeviceLayout {
     /// `ifindex → name` of every device in the netns at `net`.
     fn names(&self, mem: &Memory, net: u64) -> Result<HashMap<u32, String>> {
         let mut names = HashMap::new();
-        for node in list_nodes(mem, net + self.head, "net dev_base_head")? {
-            let bytes = self.device.read(mem, node - self.dev_list)?;
+        for node in list_nodes(mem, member_at(net, self.head, "skc_net")?, "net dev_base_head")? {
+            let bytes = self.device.read(mem, container_at(node, self.dev_list, "net dev_base_head")?)?;
             let index = self.device.u64(&bytes, 0)? as u32;
             let name = self.device.field(1).map(|f| f.slice(&bytes)).transpose()?.unwrap_or_default();
             let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());

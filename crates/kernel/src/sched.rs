@@ -13,8 +13,9 @@ use std::collections::HashMap;
 use kql_drgn::Result;
 
 use crate::cgroup::CgroupIds;
-use crate::list::list_nodes;
-use crate::{Layout, Memory, TypeName, Types};
+use crate::list::{list_nodes, list_nodes_tolerant};
+use crate::net::{container_at, member_at};
+use crate::{Layout, Memory, Skipped, TypeName, Types};
 
 /// `PF_KTHREAD` of `include/linux/sched.h`.
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -179,15 +180,24 @@ impl TaskWalker {
             .collect())
     }
 
+    /// Addresses of every thread-group leader that can be reached, going past a damaged
+    /// link of `init_task.tasks` (noted in `skipped`; the list is then walked backwards too).
+    pub fn leaders_tolerant(&self, mem: &Memory, skipped: &mut Skipped) -> Vec<u64> {
+        list_nodes_tolerant(mem, self.process_list, "init_task.tasks", skipped)
+            .into_iter()
+            .map(|node| node - self.tasks)
+            .collect()
+    }
+
     /// Addresses of every thread of the process led by `leader`, the leader included
     /// (`for_each_thread()`: `signal->thread_head`, linked through `thread_node`).
     pub fn threads(&self, mem: &Memory, leader: u64) -> Result<Vec<u64>> {
         let bytes = self.task.read(mem, leader)?;
-        let head = self.task.u64(&bytes, t::SIGNAL)? + self.thread_head;
-        Ok(list_nodes(mem, head, "signal->thread_head")?
+        let head = member_at(self.task.u64(&bytes, t::SIGNAL)?, self.thread_head, "signal")?;
+        list_nodes(mem, head, "signal->thread_head")?
             .into_iter()
-            .map(|node| node - self.thread_node)
-            .collect())
+            .map(|node| container_at(node, self.thread_node, "signal->thread_head"))
+            .collect()
     }
 
     /// The thread at `address`: its id, name and state.
@@ -233,7 +243,7 @@ impl TaskWalker {
             cmdline: if kernel_thread || mm == 0 { String::new() } else { self.cmdline(mem, mm) },
             uid: self.uid(mem, get(t::REAL_CRED)?, caches)?,
             state: state_letter(raw_state, get(t::EXIT_STATE)?),
-            threads: mem.read_u32(get(t::SIGNAL)? + self.nr_threads)? as i32 as i64,
+            threads: mem.read_u32(member_at(get(t::SIGNAL)?, self.nr_threads, "signal")?)? as i32 as i64,
             start_time_ns: get(t::START)? as i64 + self.boot_to_wall_ns,
             netns: self.netns(mem, get(t::NSPROXY)?, caches)?,
             cgroup: self.cgroup(mem, get(t::CGROUPS)?, caches)?,
@@ -243,14 +253,14 @@ impl TaskWalker {
 
     fn parent_tgid(&self, mem: &Memory, parent: u64) -> Result<i32> {
         let tgid = self.task.field(t::TGID).map(|f| f.offset as u64).unwrap_or(0);
-        Ok(mem.read_u32(parent + tgid)? as i32)
+        Ok(mem.read_u32(member_at(parent, tgid, "real_parent")?)? as i32)
     }
 
     fn uid(&self, mem: &Memory, cred: u64, caches: &mut TaskCaches) -> Result<u32> {
         if let Some(&uid) = caches.uids.get(&cred) {
             return Ok(uid);
         }
-        let uid = mem.read_u32(cred + self.cred_uid)?;
+        let uid = mem.read_u32(member_at(cred, self.cred_uid, "real_cred")?)?;
         caches.uids.insert(cred, uid);
         Ok(uid)
     }
@@ -262,10 +272,10 @@ impl TaskWalker {
         if let Some(&inode) = caches.netns.get(&nsproxy) {
             return Ok(inode);
         }
-        let net = mem.read_u64(nsproxy + self.net_ns)?;
+        let net = mem.read_u64(member_at(nsproxy, self.net_ns, "nsproxy")?)?;
         let inode = match net {
             0 => None,
-            net => Some(u64::from(mem.read_u32(net + self.net_inum)?)),
+            net => Some(u64::from(mem.read_u32(member_at(net, self.net_inum, "nsproxy->net_ns")?)?)),
         };
         caches.netns.insert(nsproxy, inode);
         Ok(inode)
@@ -278,7 +288,7 @@ impl TaskWalker {
         if let Some(path) = caches.cgroups.get(&css_set) {
             return Ok(path.clone());
         }
-        let path = match mem.read_u64(css_set + self.dfl_cgrp)? {
+        let path = match mem.read_u64(member_at(css_set, self.dfl_cgrp, "cgroups")?)? {
             0 => None,
             cgroup => Some(self.cgroups.path(mem, cgroup)?),
         };

@@ -42,9 +42,9 @@ use crate::net::MAX_BUCKETS;
 use crate::net::{
     AddressMap, AddressSet, BucketArray, Caches, Common, CommonMembers, Jiffies, JiffiesSource,
     ListeningHash, Members, NetNamespaces, SkMem, SockContext, SockMembers, TCP_LISTEN, check_pointer,
-    member, optional,
+    member, member_at, optional,
 };
-use crate::{Layout, Memory, TypeName, Types};
+use crate::{Layout, Memory, Skipped, TypeName, Types};
 
 /// `TCP_SYN_RECV`: the state `ss` and `/proc/net/tcp` show for a connection request.
 pub const TCP_SYN_RECV: u8 = 3;
@@ -298,9 +298,11 @@ pub struct TcpSocket {
 }
 
 /// Every TCP socket of the kernel, of all network namespaces: listeners first, then each
-/// established hash in bucket order.
+/// established hash in bucket order; an error if any bucket or socket cannot be read.
 pub fn tcp_sockets(types: &Types) -> Result<Vec<TcpSocket>> {
-    TcpWalker::new(types)?.walk(&Memory::new(types))
+    let mut skipped = Skipped::default();
+    let sockets = TcpWalker::new(types)?.walk(&Memory::new(types), &mut skipped)?;
+    skipped.all_or_error(sockets)
 }
 
 /// Indexes of the `struct tcp_sock` members beyond `struct sock`.
@@ -562,32 +564,36 @@ impl TcpWalker {
             .map(|hashinfo| {
                 let at = mem.read_field(hashinfo, self.ehash)?;
                 let count = mem.read_field(hashinfo, self.ehash_mask)? as usize + 1;
-                let buckets = BucketArray::new(at, count, self.bucket_size, 0, "inet_hashinfo ehash")?;
+                let buckets = BucketArray::new(at, count, self.bucket_size, 0, true, "inet_hashinfo ehash")?;
                 Ok(EstablishedHash { hashinfo, buckets })
             })
             .collect()
     }
 
-    /// Every TCP socket: the listening hash, then every established hash.
-    pub fn walk(&self, mem: &Memory) -> Result<Vec<TcpSocket>> {
+    /// Every TCP socket that can be read: the listening hash, then every established hash.
+    /// A bucket, chain or socket that cannot be read is noted in `skipped` (bucket index,
+    /// socket address, field) and the walk goes on.
+    pub fn walk(&self, mem: &Memory, skipped: &mut Skipped) -> Result<Vec<TcpSocket>> {
         let jiffies = self.jiffies.read(mem)?;
         let mut caches = TcpCaches::default();
         let mut seen = AddressSet::default();
-        let listeners = self.listening.socks(mem)?;
+        let listeners = self.listening.socks(mem, skipped)?;
         let mut rows = Vec::with_capacity(listeners.len());
         for sk in listeners {
             if seen.insert(sk) {
-                rows.push(self.read_full(mem, sk, &jiffies, &mut caches)?);
+                let row = self.read_full(mem, sk, &jiffies, &mut caches);
+                rows.extend(skipped.check(row, || format!("listening struct sock at {sk:#x}")));
             }
         }
         for hash in self.established_hashes(mem)? {
-            let nodes = hash.buckets.nodes(mem)?;
+            let nodes = hash.buckets.nodes_tolerant(mem, skipped)?;
             rows.reserve(nodes.len());
             seen.reserve(nodes.len());
             for node in nodes {
                 let sk = node - self.node;
                 if seen.insert(sk) {
-                    rows.push(self.read(mem, sk, &jiffies, &mut caches)?);
+                    let row = self.read(mem, sk, &jiffies, &mut caches);
+                    rows.extend(skipped.check(row, || format!("tcp struct sock at {sk:#x}")));
                 }
             }
         }
@@ -822,7 +828,7 @@ impl TcpWalker {
             return Ok(name.clone());
         }
         check_pointer(ops, "icsk_ca_ops")?;
-        let raw = mem.bytes(ops + self.ca_name.offset as u64, self.ca_name.size)?;
+        let raw = mem.bytes(member_at(ops, self.ca_name.offset as u64, "icsk_ca_ops")?, self.ca_name.size)?;
         let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
         let name = Some(Arc::from(String::from_utf8_lossy(&raw[..end])));
         caches.ca_names.insert(ops, name.clone());

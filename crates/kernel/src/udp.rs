@@ -144,7 +144,8 @@ impl UdpWalker {
             .map(|table| {
                 let at = mem.read_field(table, self.hash)?;
                 let count = mem.read_field(table, self.mask)? as usize + 1;
-                let slots = BucketArray::new(at, count, self.slot_size, self.slot_head, "udp_table hash")?;
+                let slots =
+                    BucketArray::new(at, count, self.slot_size, self.slot_head, false, "udp_table hash")?;
                 Ok(UdpTable { table, slots })
             })
             .collect()

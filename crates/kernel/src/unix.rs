@@ -24,7 +24,7 @@ use kql_drgn::{Error, ErrorKind, Field, Result};
 use crate::list::list_nodes;
 use crate::net::{
     AF_UNIX, AddressSet, BucketArray, Caches, CommonMembers, Members, NetNamespaces, SockContext,
-    SockMembers, TCP_LISTEN, check_pointer, member, optional,
+    SockMembers, TCP_LISTEN, check_pointer, member, member_at, optional,
 };
 use crate::{Layout, Memory, Shape, Types};
 
@@ -177,7 +177,14 @@ impl UnixWalker {
                 .nets(mem)?
                 .into_iter()
                 .map(|net| {
-                    BucketArray::new(mem.read_field(net, *buckets)?, *count, 8, 0, "net->unx.table.buckets")
+                    BucketArray::new(
+                        mem.read_field(net, *buckets)?,
+                        *count,
+                        8,
+                        0,
+                        false,
+                        "net->unx.table.buckets",
+                    )
                 })
                 .collect(),
         }
@@ -224,7 +231,7 @@ impl UnixWalker {
         let peer_inode = match peer {
             Some(peer) => {
                 check_pointer(peer, "unix_peer")?;
-                Some(self.context.inode(mem, mem.read_u64(peer + self.socket)?)?)
+                Some(self.context.inode(mem, mem.read_u64(member_at(peer, self.socket, "unix peer")?)?)?)
             }
             None => None,
         };
@@ -249,16 +256,16 @@ impl UnixWalker {
     /// `unix_inq_len()`: the bytes in the receive queue of stream and seqpacket sockets, the
     /// first datagram's length for the others.
     fn queued_bytes(&self, mem: &Memory, sk: u64, sock_type: u16) -> Result<u32> {
-        let skbs = list_nodes(mem, sk + self.receive_queue, "unix sk_receive_queue")?;
+        let skbs = list_nodes(mem, member_at(sk, self.receive_queue, "unix sock")?, "unix sk_receive_queue")?;
         let mut total = 0u32;
         for skb in skbs {
             check_pointer(skb, "unix sk_receive_queue")?;
-            let len = mem.read_u32(skb + self.skb.len)?;
+            let len = mem.read_u32(member_at(skb, self.skb.len, "sk_buff")?)?;
             if sock_type != SOCK_STREAM && sock_type != SOCK_SEQPACKET {
                 return Ok(len);
             }
             let consumed = match self.skb.consumed {
-                Some(offset) => mem.read_u32(skb + offset)?,
+                Some(offset) => mem.read_u32(member_at(skb, offset, "sk_buff")?)?,
                 None => 0,
             };
             total = total.wrapping_add(len.wrapping_sub(consumed));
@@ -277,7 +284,7 @@ impl UnixWalker {
         if len == 0 {
             return Ok(None);
         }
-        let raw = mem.bytes(addr + self.sun_path, len)?;
+        let raw = mem.bytes(member_at(addr, self.sun_path, "unix address")?, len)?;
         Ok(Some(render_name(&raw)))
     }
 }
@@ -315,7 +322,7 @@ fn tables(types: &Types) -> Result<Tables> {
     }
     let at = types.symbol("unix_socket_table")?;
     let count = array_length(types, "unix_socket_table").unwrap_or(UNIX_HASH_SIZE);
-    Ok(Tables::Global(BucketArray::new(at, count, 8, 0, "unix_socket_table")?))
+    Ok(Tables::Global(BucketArray::new(at, count, 8, 0, false, "unix_socket_table")?))
 }
 
 /// The length of the global array `name` where the types describe it (DWARF).

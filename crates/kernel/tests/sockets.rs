@@ -118,7 +118,7 @@ fn tcp_truth_key(line: &TcpSocketTruth) -> (Key, u64) {
 fn check_tcp(series: Series, types: &Types, made: &VmcoreWithTruth) -> Vec<TcpSocket> {
     let mem = Memory::new(types);
     let walker = TcpWalker::new(types).expect("TcpWalker::new");
-    let rows = walker.walk(&mem).expect("the TCP walk");
+    let rows = walker.walk(&mem, &mut kql_kernel::Skipped::default()).expect("the TCP walk");
     let jiffies = JiffiesSource::new(types).unwrap().read(&mem).unwrap();
     assert_eq!(jiffies.hz, DEBIAN_HZ, "HZ of a Debian kernel");
 

@@ -3,7 +3,9 @@
 //! walk had to skip into one warning.
 //!
 //! A live kernel (host or QEMU guest) keeps running while kql reads it, so a task can exit
-//! between being listed and being read; that task is skipped and counted, not fatal.
+//! between being listed and being read; a vmcore may be damaged. Either way the object (or
+//! bucket, or list link) is skipped and named in a warning — "changing while read?" only on
+//! a live target — and every row that can be read is still returned.
 
 use datafusion::error::{DataFusionError, Result};
 use kql_kernel::Types;
@@ -29,39 +31,51 @@ pub fn error(error: kql_drgn::Error) -> DataFusionError {
     DataFusionError::Execution(format!("kernel walk: {error}"))
 }
 
-/// The objects a scan skipped because reading them failed.
+/// The objects a scan skipped because reading them failed, and whether the target can
+/// change under the walk.
 pub struct Skipped {
     table: &'static str,
-    count: usize,
-    first: Option<kql_drgn::Error>,
+    dump: bool,
+    places: kql_kernel::Skipped,
 }
 
 impl Skipped {
-    /// Nothing skipped yet, for `table`.
-    pub fn new(table: &'static str) -> Self {
-        Skipped { table, count: 0, first: None }
+    /// Nothing skipped yet, for `table` on `target`.
+    pub fn new(table: &'static str, target: &Target) -> Self {
+        Skipped { table, dump: target.is_dump(), places: kql_kernel::Skipped::default() }
     }
 
-    /// The value, or `None` after counting the error.
-    pub fn check<T>(&mut self, result: kql_drgn::Result<T>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(e) => {
-                self.count += 1;
-                self.first.get_or_insert(e);
-                None
-            }
-        }
+    /// The value, or `None` after noting `place` (what was read, where) with the error.
+    pub fn check<T>(&mut self, result: kql_drgn::Result<T>, place: impl FnOnce() -> String) -> Option<T> {
+        self.places.check(result, place)
     }
 
-    /// Zero or one warning line.
+    /// The list kernel walks note what they skip in.
+    pub fn kernel(&mut self) -> &mut kql_kernel::Skipped {
+        &mut self.places
+    }
+
+    /// One line saying how many places were skipped and why they may be, then one per
+    /// place named (at most eight), then how many more.
     pub fn into_warnings(self) -> Vec<String> {
-        match self.first {
-            None => Vec::new(),
-            Some(first) => vec![format!(
-                "{}: skipped {} tasks that could not be read (changing while read?); first: {first}",
-                self.table, self.count
-            )],
+        let count = self.places.count();
+        if count == 0 {
+            return Vec::new();
         }
+        let why = match self.dump {
+            true => "the vmcore is damaged there",
+            false => "changing while read?",
+        };
+        let places = if count == 1 { "place" } else { "places" };
+        let mut lines = vec![format!(
+            "{}: skipped {count} {places} that could not be read ({why}); the rows that could be read are shown",
+            self.table
+        )];
+        lines.extend(self.places.places().iter().map(|place| format!("{}: skipped {place}", self.table)));
+        let unnamed = count - self.places.places().len();
+        if unnamed > 0 {
+            lines.push(format!("{}: and {unnamed} more places skipped", self.table));
+        }
+        lines
     }
 }

@@ -60,7 +60,9 @@ impl TableScan for ProcFds {
     fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
         let filter = ScanFilter { pids: request.keys.values("pid"), inodes: request.keys.values("inode") };
         let (fds, warnings) = match binding.source.kind {
-            SourceKind::Drgn => kernel_walk::walk(target, binding, |types| kernel_fds(types, &filter))?,
+            SourceKind::Drgn => kernel_walk::walk(target, binding, |types| {
+                kernel_fds(types, Skipped::new("proc_fds", target), &filter)
+            })?,
             _ => host_fds(target, &filter),
         };
         Ok(Scanned { batch: to_batch(&fds)?, warnings })
@@ -82,21 +84,30 @@ fn host_fds(target: &Target, filter: &ScanFilter) -> (Vec<ProcFd>, Vec<String>) 
 }
 
 /// The fds of the kernel's processes, from their fd tables.
-fn kernel_fds(types: &Types, filter: &ScanFilter) -> Result<(Vec<ProcFd>, Vec<String>)> {
+fn kernel_fds(
+    types: &Types,
+    mut skipped: Skipped,
+    filter: &ScanFilter,
+) -> Result<(Vec<ProcFd>, Vec<String>)> {
     let mem = Memory::new(types);
     let tasks = TaskWalker::new(types).map_err(kernel_walk::error)?;
     let files = FileWalker::new(types).map_err(kernel_walk::error)?;
     let (mut task_caches, mut file_caches) = (TaskCaches::default(), FileCaches::default());
-    let mut skipped = Skipped::new("proc_fds");
     let mut fds = Vec::new();
-    for leader in tasks.leaders(&mem).map_err(kernel_walk::error)? {
-        let Some(task) = skipped.check(tasks.files_owner(&mem, leader, &mut task_caches)) else { continue };
+    for leader in tasks.leaders_tolerant(&mem, skipped.kernel()) {
+        let owner = tasks.files_owner(&mem, leader, &mut task_caches);
+        let Some(task) = skipped.check(owner, || format!("task_struct at {leader:#x}")) else { continue };
         if filter.pids.as_ref().is_some_and(|p| !p.contains(&task.pid)) {
             continue;
         }
-        let Some(open) = skipped.check(files.open_files(&mem, task.files, &mut file_caches)) else {
-            continue;
+        let open = files.open_files(&mem, task.files, &mut file_caches);
+        let place = || {
+            format!(
+                "fds of PID {} ({}): task_struct at {leader:#x}, files {:#x}",
+                task.pid, task.comm, task.files
+            )
         };
+        let Some(open) = skipped.check(open, place) else { continue };
         let comm: Arc<str> = task.comm.into();
         for file in open {
             let (kind, inode) = FdKind::classify(file.target.as_bytes());

@@ -60,9 +60,9 @@ impl TableScan for Processes {
     fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
         let pids = request.keys.values::<i32>("pid");
         let (mut processes, warnings) = match binding.source.kind {
-            SourceKind::Drgn => {
-                kernel_walk::walk(target, binding, |types| kernel_processes(types, pids.as_ref()))?
-            }
+            SourceKind::Drgn => kernel_walk::walk(target, binding, |types| {
+                kernel_processes(types, Skipped::new("processes", target), pids.as_ref())
+            })?,
             _ => host_processes(target, pids.as_ref()),
         };
         if let Some(netns) = request.keys.values::<u64>("netns") {
@@ -84,14 +84,18 @@ fn host_processes(target: &Target, pids: Option<&HashSet<i32>>) -> (Vec<ProcessI
     (scan.processes, warnings)
 }
 
-fn kernel_processes(types: &Types, pids: Option<&HashSet<i32>>) -> Result<(Vec<ProcessInfo>, Vec<String>)> {
+fn kernel_processes(
+    types: &Types,
+    mut skipped: Skipped,
+    pids: Option<&HashSet<i32>>,
+) -> Result<(Vec<ProcessInfo>, Vec<String>)> {
     let mem = Memory::new(types);
     let walker = TaskWalker::new(types).map_err(kernel_walk::error)?;
     let mut caches = TaskCaches::default();
-    let mut skipped = Skipped::new("processes");
     let mut processes = Vec::new();
-    for leader in walker.leaders(&mem).map_err(kernel_walk::error)? {
-        let Some(task) = skipped.check(walker.read(&mem, leader, &mut caches)) else { continue };
+    for leader in walker.leaders_tolerant(&mem, skipped.kernel()) {
+        let task = walker.read(&mem, leader, &mut caches);
+        let Some(task) = skipped.check(task, || format!("task_struct at {leader:#x}")) else { continue };
         if pids.is_none_or(|p| p.contains(&task.pid)) {
             processes.push(process_info(task));
         }

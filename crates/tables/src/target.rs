@@ -63,6 +63,8 @@ pub struct Binding {
 pub struct Target {
     description: String,
     live: bool,
+    /// A vmcore: memory that does not change while it is read.
+    dump: bool,
     kernel: Option<Mutex<Kernel>>,
     /// The type source walks use unless a table needs another, and why it was chosen.
     types: Option<(TypeSource, String)>,
@@ -104,6 +106,7 @@ impl Target {
             Ok((kernel, types)) => Ok(Arc::new(Target {
                 description,
                 live,
+                dump: options.core.is_some(),
                 kernel: Some(Mutex::new(kernel)),
                 types: Some(types),
                 types_chosen: options.chose_types(),
@@ -137,6 +140,7 @@ impl Target {
         Target {
             description,
             live: true,
+            dump: false,
             kernel: None,
             types: None,
             types_chosen: false,
@@ -146,6 +150,12 @@ impl Target {
             bindings: Mutex::default(),
             notes: Mutex::default(),
         }
+    }
+
+    /// Whether the target is a vmcore, whose memory does not change while kql reads it (an
+    /// unreadable object there is damage, never a race with the kernel).
+    pub fn is_dump(&self) -> bool {
+        self.dump
     }
 
     /// What is inspected, e.g. "vmcore /tmp/dump" or "live host".

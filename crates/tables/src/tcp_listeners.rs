@@ -14,8 +14,8 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array,
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
-use kql_kernel::Types;
 use kql_kernel::net::{ListeningHash, ListeningSocket, SockWalker};
+use kql_kernel::{Memory, Types};
 use kql_sources::inet_diag;
 use kql_sources::inet_socket::{InetProtocol, InetSocket, TCP_LISTEN};
 use kql_sources::interfaces::interface_name;
@@ -23,7 +23,7 @@ use kql_sources::netns::{self, NetNamespace};
 use kql_sources::proc_net_inet;
 
 use crate::host_dump;
-use crate::kernel_walk;
+use crate::kernel_walk::{self, Skipped};
 use crate::ss_address::ss_address;
 use crate::table::TableScan;
 use crate::target::{Binding, Target};
@@ -93,7 +93,7 @@ impl TableScan for TcpListeners {
         let wanted = request.keys.values::<u64>("netns");
         let mut warnings = Vec::new();
         let mut rows = match binding.source.kind {
-            SourceKind::Drgn => kernel_listeners(target, binding)?,
+            SourceKind::Drgn => kernel_listeners(target, binding, &mut warnings)?,
             kind => {
                 warnings.extend(target.take_fallback_note());
                 host_listeners(target, kind, wanted.as_ref(), &mut warnings)?
@@ -121,12 +121,15 @@ struct Listener {
     reuseport: Option<bool>,
 }
 
-/// Every listener of the kernel, from one walk of its listening hash.
-fn kernel_listeners(target: &Target, binding: &Binding) -> Result<Vec<Listener>> {
+/// Every listener of the kernel that can be read, from one walk of its listening hash; what
+/// could not be read is named in `warnings`.
+fn kernel_listeners(target: &Target, binding: &Binding, warnings: &mut Vec<String>) -> Result<Vec<Listener>> {
+    let mut skipped = Skipped::new("tcp_listeners", target);
     let sockets = kernel_walk::walk(target, binding, |types| {
-        kql_kernel::net::tcp_listeners(types)
+        kql_kernel::net::read_listeners(types, &Memory::new(types), skipped.kernel())
             .map_err(|e| DataFusionError::Execution(format!("tcp_listeners: {e}")))
     })?;
+    warnings.extend(skipped.into_warnings());
     Ok(sockets.into_iter().map(kernel_row).collect())
 }
 

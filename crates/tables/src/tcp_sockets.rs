@@ -29,8 +29,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
-use kql_kernel::Types;
 use kql_kernel::tcp::{TcpSocket, TcpWalker, state_name};
+use kql_kernel::{Memory, Types};
 use kql_sources::inet_diag;
 use kql_sources::inet_socket::{self, InetProtocol, InetSocket, SkMem, TCP_CLOSE, TCP_LISTEN};
 use kql_sources::interfaces::interface_name;
@@ -38,7 +38,7 @@ use kql_sources::netns::{self, NetNamespace};
 use kql_sources::proc_net_inet;
 
 use crate::host_dump;
-use crate::kernel_walk;
+use crate::kernel_walk::{self, Skipped};
 use crate::ss_address::ss_address;
 use crate::table::TableScan;
 use crate::target::{Binding, Target};
@@ -201,7 +201,7 @@ impl TableScan for TcpSockets {
         let filter = Filter::of(request);
         let mut warnings = Vec::new();
         let rows = match binding.source.kind {
-            SourceKind::Drgn => kernel_sockets(target, binding, &filter)?,
+            SourceKind::Drgn => kernel_sockets(target, binding, &filter, &mut warnings)?,
             kind => {
                 warnings.extend(target.take_fallback_note());
                 host_sockets(target, kind, &filter, &mut warnings)?
@@ -303,12 +303,22 @@ struct Info {
     pacing_rate: u64,
 }
 
-/// Every wanted socket of the kernel, from one walk of its hashes.
-fn kernel_sockets(target: &Target, binding: &Binding, filter: &Filter) -> Result<Vec<Row>> {
+/// Every wanted socket of the kernel that can be read, from one walk of its hashes; what
+/// could not be read is named in `warnings`.
+fn kernel_sockets(
+    target: &Target,
+    binding: &Binding,
+    filter: &Filter,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Row>> {
+    let mut skipped = Skipped::new("tcp_sockets", target);
     let sockets = kernel_walk::walk(target, binding, |types| {
-        kql_kernel::tcp::tcp_sockets(types)
+        let walker = TcpWalker::new(types).map_err(kernel_walk::error)?;
+        walker
+            .walk(&Memory::new(types), skipped.kernel())
             .map_err(|e| DataFusionError::Execution(format!("tcp_sockets: {e}")))
     })?;
+    warnings.extend(skipped.into_warnings());
     Ok(sockets.into_iter().map(kernel_row).filter(|row| filter.wants(row)).collect())
 }
 

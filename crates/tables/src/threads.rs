@@ -49,28 +49,34 @@ impl TableScan for Threads {
     fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
         let pids = request.keys.values::<i32>("pid");
         let (threads, warnings) = match binding.source.kind {
-            SourceKind::Drgn => {
-                kernel_walk::walk(target, binding, |types| kernel_threads(types, pids.as_ref()))?
-            }
+            SourceKind::Drgn => kernel_walk::walk(target, binding, |types| {
+                kernel_threads(types, Skipped::new("threads", target), pids.as_ref())
+            })?,
             _ => (scan_threads(pids.as_ref()), target.take_fallback_note().into_iter().collect()),
         };
         Ok(Scanned { batch: to_batch(&threads)?, warnings })
     }
 }
 
-fn kernel_threads(types: &Types, pids: Option<&HashSet<i32>>) -> Result<(Vec<ThreadInfo>, Vec<String>)> {
+fn kernel_threads(
+    types: &Types,
+    mut skipped: Skipped,
+    pids: Option<&HashSet<i32>>,
+) -> Result<(Vec<ThreadInfo>, Vec<String>)> {
     let mem = Memory::new(types);
     let walker = TaskWalker::new(types).map_err(kernel_walk::error)?;
-    let mut skipped = Skipped::new("threads");
     let mut threads = Vec::new();
-    for leader in walker.leaders(&mem).map_err(kernel_walk::error)? {
-        let Some(process) = skipped.check(walker.thread(&mem, leader)) else { continue };
+    for leader in walker.leaders_tolerant(&mem, skipped.kernel()) {
+        let task = || format!("task_struct at {leader:#x}");
+        let Some(process) = skipped.check(walker.thread(&mem, leader), task) else { continue };
         if pids.is_some_and(|p| !p.contains(&process.pid)) {
             continue;
         }
-        let Some(members) = skipped.check(walker.threads(&mem, leader)) else { continue };
+        let group = || format!("threads of PID {} at {leader:#x}", process.pid);
+        let Some(members) = skipped.check(walker.threads(&mem, leader), group) else { continue };
         for address in members {
-            if let Some(thread) = skipped.check(walker.thread(&mem, address)) {
+            let task = || format!("thread task_struct at {address:#x} of PID {}", process.pid);
+            if let Some(thread) = skipped.check(walker.thread(&mem, address), task) {
                 threads.push(ThreadInfo {
                     pid: thread.pid,
                     tid: thread.tid,
