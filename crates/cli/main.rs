@@ -24,7 +24,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::error::{CliError, Level};
 use crate::format::Format;
 use crate::session::Session;
-use kql_engine::SourceKind;
+use kql_engine::{Policy, SourceKind};
 
 use kql_tables::declared::Declarations;
 use kql_tables::queries;
@@ -77,6 +77,10 @@ struct Cli {
     /// procfs (this host only).
     #[arg(long, value_enum, value_name = "SOURCE", global = true)]
     source: Option<SourceArg>,
+    /// Let SQL write files and change kql's names (COPY … TO, INSERT, DROP, CREATE VIEW
+    /// over a kql table); without it they are refused.
+    #[arg(long)]
+    allow_writes: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -197,7 +201,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
     for problem in problems {
         error::report(Level::Warning, &format!("warning: {problem}"));
     }
-    let session = Session::new(cli.format, &target, declarations)?;
+    let policy = if cli.allow_writes { Policy::AllowWrites } else { Policy::Cli };
+    let session = Session::new(cli.format, &target, declarations, policy)?;
     let mut out = output(&cli)?;
     match &cli.command {
         Some(Command::Tables) => session.print(&catalog::tables(&session.engine().tables())?, &mut out),

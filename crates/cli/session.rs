@@ -1,7 +1,8 @@
 //! A front-end session: the target and its engine, the declared kernel tables, the tokio
 //! runtime they run on, and how statements are split, run and printed, with scan warnings
 //! after each statement. `CREATE KERNEL TABLE` and `DROP KERNEL TABLE` are run here; every
-//! other statement goes to DataFusion. In the REPL a statement races Ctrl-C, and `\timing`
+//! other statement goes to DataFusion, under the session's [`Policy`] (no writes unless
+//! `--allow-writes`). A statement with no result columns (DDL) prints nothing. In the REPL a statement races Ctrl-C, and `\timing`
 //! reports how long each took.
 
 use std::collections::VecDeque;
@@ -15,7 +16,7 @@ use datafusion::common::ParamValues;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use kql_declare::{Declaration, Statement as KqlStatement};
-use kql_engine::Engine;
+use kql_engine::{Engine, Policy};
 use kql_tables::declared::{Declarations, DeclaredTable};
 use kql_tables::target::Target;
 
@@ -29,6 +30,7 @@ pub struct Session {
     target: Arc<Target>,
     declarations: Declarations,
     runtime: tokio::runtime::Runtime,
+    policy: Policy,
     /// Output format of query results.
     pub format: Format,
     /// Print each statement's run time on stderr (`\timing`).
@@ -45,14 +47,27 @@ pub enum Outcome {
 
 impl Session {
     /// A session over every kql table of `target`, `declarations` among them, printing in
-    /// `format`.
-    pub fn new(format: Format, target: &Arc<Target>, declarations: Declarations) -> Result<Self, CliError> {
+    /// `format`, running what `policy` allows.
+    pub fn new(
+        format: Format,
+        target: &Arc<Target>,
+        declarations: Declarations,
+        policy: Policy,
+    ) -> Result<Self, CliError> {
         let engine = kql_tables::engine_with(target, &declarations)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| CliError::new(format!("cannot start the query runtime: {e}")))?;
-        Ok(Session { engine, target: Arc::clone(target), declarations, runtime, format, timing: false })
+        Ok(Session {
+            engine,
+            target: Arc::clone(target),
+            declarations,
+            runtime,
+            policy,
+            format,
+            timing: false,
+        })
     }
 
     /// What is being inspected.
@@ -94,11 +109,11 @@ impl Session {
         for statement in statements {
             let Some(statement) = self.run_kql(statement)? else { continue };
             let progress = Progress::start(self.engine.scan_log());
-            let result = self.runtime.block_on(self.engine.run_statement(statement, params));
+            let result = self.runtime.block_on(self.engine.run_statement(statement, params, self.policy));
             drop(progress);
             self.print_warnings();
             let (schema, batches) = result?;
-            format::write(out, self.format, &schema, &batches)?;
+            self.write(out, &schema, &batches)?;
         }
         Ok(())
     }
@@ -120,7 +135,7 @@ impl Session {
             self.print_warnings();
             let Some(result) = result else { return Ok(Outcome::Cancelled) };
             let (schema, batches) = result?;
-            format::write(out, self.format, &schema, &batches)?;
+            self.write(out, &schema, &batches)?;
             if self.timing {
                 eprintln!("Time: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
             }
@@ -136,7 +151,7 @@ impl Session {
         statement: Statement,
         params: &ParamValues,
     ) -> Option<Result<(SchemaRef, Vec<RecordBatch>), CliError>> {
-        let running = self.engine.run_statement(statement, params);
+        let running = self.engine.run_statement(statement, params, self.policy);
         let (done, result) = tokio::sync::oneshot::channel();
         let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
         let spawned = std::thread::Builder::new().name("kql statement".into()).spawn(move || {
@@ -206,6 +221,20 @@ impl Session {
         self.engine.remove_table(name)?;
         self.declarations.remove(name);
         self.target.forget(name);
+        Ok(())
+    }
+
+    /// Prints one statement's result; one without columns (`CREATE VIEW`, `SET`) prints
+    /// nothing rather than an empty box.
+    fn write(
+        &self,
+        out: &mut dyn Write,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(), CliError> {
+        if !schema.fields().is_empty() {
+            format::write(out, self.format, schema, batches)?;
+        }
         Ok(())
     }
 

@@ -18,3 +18,4 @@ mod sources;
 mod ss_nlpt;
 mod support;
 mod tcp_sockets;
+mod writes;
