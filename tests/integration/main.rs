@@ -12,6 +12,7 @@ mod netns;
 mod procfs_tables;
 mod readme;
 mod repl;
+mod serve;
 mod socket_tables;
 mod sockets_udp_unix;
 mod sources;

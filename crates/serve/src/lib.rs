@@ -94,7 +94,8 @@ pub fn run(options: Options, target: Arc<Target>, declarations: Declarations) ->
 /// The TLS configuration the options ask for, its files read.
 fn tls_config(options: &Options) -> Result<Option<ServerTlsConfig>, String> {
     let Some((cert, key)) = &options.tls else { return Ok(None) };
-    let read = |path: &PathBuf| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+    let read =
+        |path: &PathBuf| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
     let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
     if let Some(ca) = &options.client_ca {
         config = config.client_ca_root(Certificate::from_pem(read(ca)?));

@@ -4,7 +4,9 @@
 
 use std::sync::LazyLock;
 
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
+use arrow_flight::sql::metadata::{
+    SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
+};
 use arrow_flight::sql::{Nullable, Searchable, SqlInfo, XdbcDataType};
 use datafusion::arrow::datatypes::SchemaRef;
 use kql_engine::Engine;

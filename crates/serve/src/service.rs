@@ -15,14 +15,14 @@ use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult,
-    ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo,
+    CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
-    Ticket,
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
@@ -117,7 +117,12 @@ impl KqlFlightSql {
     }
 
     /// Plans (checking again) and runs `sql` with `params` for DoGet, within the limits.
-    async fn execute(&self, sql: &str, params: Vec<ScalarValue>, client: &str) -> Result<Response<DoGetStream>, Status> {
+    async fn execute(
+        &self,
+        sql: &str,
+        params: Vec<ScalarValue>,
+        client: &str,
+    ) -> Result<Response<DoGetStream>, Status> {
         let started = Instant::now();
         let result = self.plan_and_run(sql, params).await;
         let rows = result.as_ref().map_or(0, |(_, batches)| batches.iter().map(RecordBatch::num_rows).sum());
@@ -160,7 +165,8 @@ impl KqlFlightSql {
     /// The SQL and bound parameters of the prepared statement `handle`.
     fn prepared_statement(&self, handle: &[u8]) -> Result<(String, Vec<ScalarValue>), Status> {
         let prepared = self.prepared();
-        let statement = prepared.get(handle).ok_or_else(|| Status::not_found("no such prepared statement"))?;
+        let statement =
+            prepared.get(handle).ok_or_else(|| Status::not_found("no such prepared statement"))?;
         if statement.params.len() != statement.parameter_types.len() {
             return Err(Status::invalid_argument(format!(
                 "the prepared statement takes {} parameters and {} are bound",
@@ -229,7 +235,8 @@ impl FlightSqlService for KqlFlightSql {
                 .map(|(i, ty)| Field::new(format!("${}", i + 1), ty.clone().unwrap_or(DataType::Null), true))
                 .collect::<Vec<_>>(),
         );
-        let handle = format!("kql-prepared-{}", self.next_handle.fetch_add(1, Ordering::Relaxed)).into_bytes();
+        let handle =
+            format!("kql-prepared-{}", self.next_handle.fetch_add(1, Ordering::Relaxed)).into_bytes();
         let mut prepared = self.prepared();
         if prepared.len() >= MAX_PREPARED {
             return Err(Status::resource_exhausted(format!(
@@ -255,7 +262,8 @@ impl FlightSqlService for KqlFlightSql {
             FlightRecordBatchStream::new_from_flight_data(data).try_collect().await.map_err(Status::from)?;
         let handle = query.prepared_statement_handle.to_vec();
         let mut prepared = self.prepared();
-        let statement = prepared.get_mut(&handle).ok_or_else(|| Status::not_found("no such prepared statement"))?;
+        let statement =
+            prepared.get_mut(&handle).ok_or_else(|| Status::not_found("no such prepared statement"))?;
         statement.params = coerce(&batches, &statement.parameter_types)?;
         Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle.into()) })
     }
@@ -422,7 +430,11 @@ impl FlightSqlService for KqlFlightSql {
 }
 
 /// A FlightInfo of `schema` whose one endpoint's ticket is `ticket`, on this connection.
-fn flight_info(schema: &Schema, ticket: Vec<u8>, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
+fn flight_info(
+    schema: &Schema,
+    ticket: Vec<u8>,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
     let info = FlightInfo::new()
         .try_with_schema(schema)
         .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?
@@ -434,7 +446,9 @@ fn flight_info(schema: &Schema, ticket: Vec<u8>, descriptor: FlightDescriptor) -
 /// `schema` as an IPC schema message.
 fn ipc_schema(schema: &Schema) -> Result<Vec<u8>, Status> {
     let message: Result<IpcMessage, _> = SchemaAsIpc::new(schema, &IpcWriteOptions::default()).try_into();
-    message.map(|IpcMessage(bytes)| bytes.to_vec()).map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))
+    message
+        .map(|IpcMessage(bytes)| bytes.to_vec())
+        .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))
 }
 
 /// The rows of a catalog answer as a DoGet stream.
@@ -458,7 +472,9 @@ fn parameter_types(plan: &datafusion::logical_expr::LogicalPlan) -> Result<Vec<O
     (1..=types.len())
         .map(|i| {
             types.get(&format!("${i}")).cloned().ok_or_else(|| {
-                Status::invalid_argument("name placeholders $1, $2, … in order (named ones cannot be bound here)")
+                Status::invalid_argument(
+                    "name placeholders $1, $2, … in order (named ones cannot be bound here)",
+                )
             })
         })
         .collect()
@@ -472,7 +488,9 @@ fn coerce(batches: &[RecordBatch], types: &[Option<DataType>]) -> Result<Vec<Sca
         return Err(Status::invalid_argument("no parameter row was bound"));
     };
     if rows != 1 {
-        return Err(Status::invalid_argument(format!("bind one row of parameters per execution, not {rows}")));
+        return Err(Status::invalid_argument(format!(
+            "bind one row of parameters per execution, not {rows}"
+        )));
     }
     if batch.num_columns() != types.len() {
         return Err(Status::invalid_argument(format!(

@@ -66,8 +66,10 @@ pub async fn plan(shared: &Shared, sql: &str, limits: &Limits) -> Result<Planned
         }
         Arc::new(kql_tables::engine_with(&shared.target, &declarations).map_err(|e| status(&e))?)
     };
-    let runtime = RuntimeEnvBuilder::new().with_memory_limit(limits.memory, 1.0).build_arc().map_err(|e| status(&e))?;
-    let state = SessionStateBuilder::new_from_existing(engine.context().state()).with_runtime_env(runtime).build();
+    let runtime =
+        RuntimeEnvBuilder::new().with_memory_limit(limits.memory, 1.0).build_arc().map_err(|e| status(&e))?;
+    let state =
+        SessionStateBuilder::new_from_existing(engine.context().state()).with_runtime_env(runtime).build();
     let context = SessionContext::new_with_state(state);
     let plan = context.state().statement_to_plan(query).await.map_err(|e| status(&e))?;
     Policy::ReadOnly.check(&plan, &|name| engine.is_kql_name(name)).map_err(|e| status(&e))?;
