@@ -9,6 +9,10 @@ use std::process::{Child, Command, Stdio};
 use crate::support::*;
 
 /// The cached venv with the ADBC Flight SQL driver and pyarrow, made under a lock.
+#[expect(
+    clippy::incompatible_msrv,
+    reason = "File::lock (1.89): the tests build with the pinned 1.95 toolchain"
+)]
 fn flight_venv() -> PathBuf {
     let cache = PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/kql");
     std::fs::create_dir_all(&cache).unwrap();

@@ -305,7 +305,7 @@ impl FlightSqlService for KqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request).await?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
     }
 
@@ -372,7 +372,7 @@ impl FlightSqlService for KqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request).await?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
     }
 
@@ -413,7 +413,7 @@ impl FlightSqlService for KqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request).await?;
-        let schema = query.clone().into_builder(&metadata::XDBC_TYPES).schema();
+        let schema = query.into_builder(&metadata::XDBC_TYPES).schema();
         flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
     }
 
