@@ -21,6 +21,13 @@ assert info["vendor_name"] == "kql", info
 objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
 tables = {t["table_name"]: t["table_type"] for c in objects for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]}
 assert tables["tcp_listeners"] == "BASE TABLE" and tables["ss_nlpt_all"] == "VIEW", tables
+# Grafana: GetSqlInfo (get_info above), GetTables of BASE TABLE, GetTables with schemas, select 1.
+based = conn.adbc_get_objects(depth="all", table_types_filter=["BASE TABLE"]).read_all().to_pylist()
+kinds = {t["table_type"] for c in based for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]}
+columns = {t["table_name"]: [col["column_name"] for col in t["table_columns"]] for c in based for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]}
+assert kinds == {"BASE TABLE"} and "local_port" in columns["tcp_listeners"], (kinds, columns)
+cur.execute("select 1")
+assert cur.fetchall() == [(1,)]
 schema = conn.adbc_get_table_schema("tcp_listeners")
 assert "local_port" in schema.names
 for sql in ["copy (select 1) to '/tmp/kql-serve-x.csv'", "create external table t stored as csv location '/etc/passwd'",

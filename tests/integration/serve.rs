@@ -153,3 +153,29 @@ fn a_non_loopback_address_needs_tls_and_a_token() {
     let error = kql_failure(&["serve", "--listen", "0.0.0.0:0"]);
     assert!(error.contains("without TLS and a token"), "{error}");
 }
+
+#[test]
+fn twenty_clients_finish_while_a_cross_join_runs_and_rows_match_the_cli() {
+    let python = flight_venv();
+    let server = Server::start(&["--statement-timeout", "15"]);
+    let listener = listen("127.0.0.1", ListenOptions::default()).unwrap();
+    let port = local_port(&listener);
+    let _holder = Holder::start("kql-flight", &[&listener], false, None);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/flight/concurrent.py");
+    let uri = format!("grpc://127.0.0.1:{}", server.1);
+    let out = Command::new(&python).args([script, &uri, &port.to_string()]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let served: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sql = format!(
+        "select local_port, inode, pid, fd from tcp_listeners join proc_fds using (inode) \
+         where local_port = {port} order by pid, fd"
+    );
+    let cli = serde_json::to_value(kql_rows(&[&sql])).unwrap();
+    assert!(served.as_array().is_some_and(|rows| rows.len() >= 2), "test process and holder: {served}");
+    assert_eq!(served, cli);
+}
