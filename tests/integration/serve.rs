@@ -179,3 +179,34 @@ fn twenty_clients_finish_while_a_cross_join_runs_and_rows_match_the_cli() {
     assert!(served.as_array().is_some_and(|rows| rows.len() >= 2), "test process and holder: {served}");
     assert_eq!(served, cli);
 }
+
+#[test]
+fn a_vmcore_is_served_with_a_kernel_table_declared_per_request() {
+    let (vmcore, _) =
+        kql_rig::vmcores::of(kql_rig::kernels::Series::Bookworm61, "basic").expect("the 6.1 vmcore");
+    let python = flight_venv();
+    let core = vmcore.to_str().unwrap();
+    let server = Server::start(&["--core", core]);
+    let uri = format!("grpc://127.0.0.1:{}", server.1);
+    let query = |sql: &str| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/flight/query.py");
+        let out = Command::new(&python).args([script, &uri, sql]).output().unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let sql = "select local_addr, local_port, inode from tcp_listeners order by local_port, inode";
+    let served = query(sql);
+    assert!(served.as_array().is_some_and(|rows| !rows.is_empty()), "{served}");
+    assert_eq!(served, serde_json::to_value(kql_rows(&["--core", core, sql])).unwrap());
+    let declared = query(
+        "CREATE KERNEL TABLE fs_types 'File system types' FROM LIST super_blocks OF struct super_block \
+         VIA s_list COLUMNS (fstype TEXT KEY = s_type->name 'its type'); \
+         select count(*) as n from fs_types where fstype = 'proc'",
+    );
+    assert!(declared[0]["n"].as_i64().is_some_and(|n| n >= 1), "{declared}");
+    let later = Command::new(&python)
+        .args([concat!(env!("CARGO_MANIFEST_DIR"), "/tests/flight/query.py"), &uri, "select * from fs_types"])
+        .output()
+        .unwrap();
+    assert!(!later.status.success(), "a request's kernel table ends with it");
+}
