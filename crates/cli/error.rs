@@ -6,6 +6,7 @@
 use std::fmt;
 
 use datafusion::error::DataFusionError;
+use kql_engine::Refused;
 
 /// A failure, already worded for the user.
 #[derive(Debug)]
@@ -30,6 +31,9 @@ impl fmt::Display for CliError {
 
 impl From<DataFusionError> for CliError {
     fn from(error: DataFusionError) -> Self {
+        if let Some(refused) = Refused::find(&error) {
+            return CliError::new(refused.to_string());
+        }
         match error.find_root() {
             DataFusionError::SQL(parse, _) => {
                 let message = parse.to_string();

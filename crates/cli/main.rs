@@ -1,7 +1,8 @@
 //! `kql`: SQL over live kernel objects — the command line.
 //!
 //! `kql "SQL"`, `kql -f FILE.sql`, `kql -q NAME` run SQL; `kql queries`, `kql tables`,
-//! `kql describe TABLE` and `kql reference` answer questions about kql itself; `kql
+//! `kql describe TABLE` and `kql reference` answer questions about kql itself; `kql serve`
+//! serves the tables over Arrow Flight SQL; `kql
 //! completions SHELL` and `kql man` print a completion script and the man page; `kql` alone
 //! opens a REPL on a terminal and reads SQL from standard input otherwise.
 
@@ -27,7 +28,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::error::{CliError, Level};
 use crate::format::Format;
 use crate::session::Session;
-use kql_engine::SourceKind;
+use kql_engine::{Policy, SourceKind};
 
 use kql_tables::declared::Declarations;
 use kql_tables::queries;
@@ -84,6 +85,10 @@ struct Cli {
     /// Default: half of this machine's memory (or of its cgroup's limit).
     #[arg(long, value_name = "SIZE", value_parser = memory::parse_size, global = true)]
     memory_limit: Option<usize>,
+    /// Let SQL write files and change kql's names (COPY … TO, INSERT, DROP, CREATE VIEW
+    /// over a kql table); without it they are refused.
+    #[arg(long)]
+    allow_writes: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -143,6 +148,79 @@ enum Command {
     },
     /// Print kql's man page (roff): `kql man | man -l -`.
     Man,
+    /// Serve the target's tables over Arrow Flight SQL (read-only) to ADBC, JDBC, Grafana.
+    Serve(ServeArgs),
+}
+
+/// `kql serve` flags.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address and port to listen on; anything but loopback needs TLS and a token.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:32010")]
+    listen: std::net::SocketAddr,
+    /// PEM certificate (chain) of the server: serve TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA: clients must present a certificate it signed (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// File holding the token clients present (`authorization: Bearer TOKEN`, or as the
+    /// password of a Basic handshake).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// One log line per statement on stderr, as text or JSON.
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
+    log_format: LogFormatArg,
+    /// Longest a statement may run, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    statement_timeout: f64,
+    /// Statements running at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_statements: usize,
+    /// Rows of one result.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_rows: usize,
+    /// Bytes (Arrow memory) of one result.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+    max_bytes: usize,
+    /// DataFusion memory pool of one statement (joins, sorts, aggregates), in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    max_memory: usize,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    fn options(&self) -> Result<kql_serve::Options, CliError> {
+        if !(self.statement_timeout.is_finite() && self.statement_timeout > 0.0) {
+            return Err(CliError::new("--statement-timeout must be a positive number of seconds".into()));
+        }
+        Ok(kql_serve::Options {
+            listen: self.listen,
+            tls: self.tls_cert.clone().zip(self.tls_key.clone()),
+            client_ca: self.client_ca.clone(),
+            token_file: self.token_file.clone(),
+            limits: kql_serve::Limits {
+                timeout: std::time::Duration::from_secs_f64(self.statement_timeout),
+                concurrent: self.max_statements.max(1),
+                rows: self.max_rows,
+                bytes: self.max_bytes,
+                memory: self.max_memory,
+            },
+            log_format: match self.log_format {
+                LogFormatArg::Text => kql_serve::LogFormat::Text,
+                LogFormatArg::Json => kql_serve::LogFormat::Json,
+            },
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -204,7 +282,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
     for problem in problems {
         error::report(Level::Warning, &format!("warning: {problem}"));
     }
-    let mut session = Session::new(cli.format, &target, declarations)?;
+    if let Some(Command::Serve(serve)) = &cli.command {
+        return kql_serve::run(serve.options()?, target, declarations).map_err(CliError::new);
+    }
+    let policy = if cli.allow_writes { Policy::AllowWrites } else { Policy::Cli };
+    let mut session = Session::new(cli.format, &target, declarations, policy)?;
     if let Some(bytes) = cli.memory_limit {
         session.limit_memory(bytes)?;
     }

@@ -1,7 +1,8 @@
 //! A front-end session: the target and its engine, the declared kernel tables, the tokio
 //! runtime they run on, and how statements are split, run and printed, with scan warnings
 //! after each statement. `CREATE KERNEL TABLE` and `DROP KERNEL TABLE` are run here; every
-//! other statement goes to DataFusion. In the REPL a statement races Ctrl-C, and `\timing`
+//! other statement goes to DataFusion, under the session's [`Policy`] (no writes unless
+//! `--allow-writes`). A statement with no result columns (DDL) prints nothing. In the REPL a statement races Ctrl-C, and `\timing`
 //! reports how long each took.
 
 use std::collections::VecDeque;
@@ -15,7 +16,7 @@ use datafusion::common::ParamValues;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use kql_declare::{Declaration, Statement as KqlStatement};
-use kql_engine::Engine;
+use kql_engine::{Engine, Policy};
 use kql_tables::declared::{Declarations, DeclaredTable};
 use kql_tables::target::Target;
 
@@ -33,6 +34,7 @@ pub struct Session {
     runtime: tokio::runtime::Runtime,
     /// The most memory a statement may hold, in bytes.
     memory_limit: usize,
+    policy: Policy,
     /// Output format of query results.
     pub format: Format,
     /// Print each statement's run time on stderr (`\timing`).
@@ -49,8 +51,13 @@ pub enum Outcome {
 
 impl Session {
     /// A session over every kql table of `target`, `declarations` among them, printing in
-    /// `format`.
-    pub fn new(format: Format, target: &Arc<Target>, declarations: Declarations) -> Result<Self, CliError> {
+    /// `format`, running what `policy` allows.
+    pub fn new(
+        format: Format,
+        target: &Arc<Target>,
+        declarations: Declarations,
+        policy: Policy,
+    ) -> Result<Self, CliError> {
         let memory_limit = memory::default_limit();
         let mut engine = kql_tables::engine_with(target, &declarations)?;
         engine.limit_memory(memory_limit)?;
@@ -59,7 +66,7 @@ impl Session {
             .build()
             .map_err(|e| CliError::new(format!("cannot start the query runtime: {e}")))?;
         let target = Arc::clone(target);
-        Ok(Session { engine, target, declarations, runtime, memory_limit, format, timing: false })
+        Ok(Session { engine, target, declarations, runtime, memory_limit, policy, format, timing: false })
     }
 
     /// Caps each statement's memory at `bytes` (`--memory-limit`).
@@ -109,11 +116,11 @@ impl Session {
         for statement in statements {
             let Some(statement) = self.run_kql(statement)? else { continue };
             let progress = Progress::start(self.engine.scan_log());
-            let result = self.runtime.block_on(self.engine.run_statement(statement, params));
+            let result = self.runtime.block_on(self.engine.run_statement(statement, params, self.policy));
             drop(progress);
             self.print_warnings();
             let (schema, batches) = result?;
-            format::write(out, self.format, &schema, &batches)?;
+            self.write(out, &schema, &batches)?;
         }
         Ok(())
     }
@@ -135,7 +142,7 @@ impl Session {
             self.print_warnings();
             let Some(result) = result else { return Ok(Outcome::Cancelled) };
             let (schema, batches) = result?;
-            format::write(out, self.format, &schema, &batches)?;
+            self.write(out, &schema, &batches)?;
             if self.timing {
                 eprintln!("Time: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
             }
@@ -151,7 +158,7 @@ impl Session {
         statement: Statement,
         params: &ParamValues,
     ) -> Option<Result<(SchemaRef, Vec<RecordBatch>), CliError>> {
-        let running = self.engine.run_statement(statement, params);
+        let running = self.engine.run_statement(statement, params, self.policy);
         let (done, result) = tokio::sync::oneshot::channel();
         let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
         let spawned = std::thread::Builder::new()
@@ -224,6 +231,20 @@ impl Session {
         self.engine.remove_table(name)?;
         self.declarations.remove(name);
         self.target.forget(name);
+        Ok(())
+    }
+
+    /// Prints one statement's result; one without columns (`CREATE VIEW`, `SET`) prints
+    /// nothing rather than an empty box.
+    fn write(
+        &self,
+        out: &mut dyn Write,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(), CliError> {
+        if !schema.fields().is_empty() {
+            format::write(out, self.format, schema, batches)?;
+        }
         Ok(())
     }
 

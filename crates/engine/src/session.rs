@@ -20,10 +20,12 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
 use futures::TryStreamExt;
 
+use crate::policy::Policy;
 use crate::scan::KernelTableProvider;
 use crate::scan_log::ScanLog;
 use crate::table::KernelTable;
@@ -35,6 +37,8 @@ const MAX_PUSHED_JOIN_KEYS: usize = 1_000_000;
 pub struct Engine {
     context: SessionContext,
     tables: RwLock<Vec<Arc<dyn KernelTable>>>,
+    /// The saved-query views, kql's own names like the tables.
+    views: RwLock<Vec<String>>,
     log: ScanLog,
 }
 
@@ -46,7 +50,8 @@ impl Engine {
         optimizer.hash_join_inlist_pushdown_max_distinct_values = MAX_PUSHED_JOIN_KEYS;
         optimizer.hash_join_inlist_pushdown_max_size = MAX_PUSHED_JOIN_KEYS * 16;
         let context = SessionContext::new_with_config(config);
-        let engine = Engine { context, tables: RwLock::default(), log: ScanLog::default() };
+        let engine =
+            Engine { context, tables: RwLock::default(), views: RwLock::default(), log: ScanLog::default() };
         for table in tables {
             engine.add_table(table)?;
         }
@@ -103,7 +108,19 @@ impl Engine {
             }
             pending = failures.into_iter().map(|(view, _)| view).collect();
         }
+        let mut names = self.views.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        names.extend(views.iter().map(|(name, _)| name.clone()));
         Ok(())
+    }
+
+    /// The saved-query views [`Engine::create_views`] registered.
+    pub fn views(&self) -> Vec<String> {
+        self.views.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Whether `name` is one of kql's own: a kernel table or a saved-query view.
+    pub fn is_kql_name(&self, name: &str) -> bool {
+        self.table(name).is_some() || self.views().iter().any(|view| view == name)
     }
 
     /// The DataFusion session, for planning and running statements.
@@ -131,20 +148,37 @@ impl Engine {
         collect(self.context.sql(sql).await?).await
     }
 
-    /// Plan and run one parsed statement, its `$name` placeholders bound to `params` (values,
-    /// never SQL text), returning its schema and rows. The future owns what it needs (the
-    /// session context is shared), so a caller can spawn it and stay free to cancel it.
+    /// Plan and run one parsed statement if `policy` lets it run, its `$name` placeholders
+    /// bound to `params` (values, never SQL text), returning its schema and rows. The future
+    /// owns what it needs (the session context is shared), so a caller can spawn it and stay
+    /// free to cancel it.
     pub fn run_statement(
         &self,
         statement: Statement,
         params: &ParamValues,
+        policy: Policy,
     ) -> impl Future<Output = Result<(SchemaRef, Vec<RecordBatch>)>> + Send + 'static {
-        let (context, params) = (self.context.clone(), params.clone());
+        let (context, params, kql_names) = (self.context.clone(), params.clone(), self.kql_names());
         async move {
             let plan = context.state().statement_to_plan(statement).await?;
+            policy.check(&plan, &|name| kql_names.iter().any(|kql| kql == name))?;
             let plan = plan.with_param_values(params)?;
             collect(context.execute_logical_plan(plan).await?).await
         }
+    }
+
+    /// The plan of one parsed statement, refused unless `policy` lets it run; its
+    /// placeholders stay unbound.
+    pub async fn plan_statement(&self, statement: Statement, policy: Policy) -> Result<LogicalPlan> {
+        let plan = self.context.state().statement_to_plan(statement).await?;
+        policy.check(&plan, &|name| self.is_kql_name(name))?;
+        Ok(plan)
+    }
+
+    /// Every kql name: the kernel tables and the saved-query views.
+    fn kql_names(&self) -> Vec<String> {
+        let tables = self.tables().into_iter().map(|t| t.spec().name.to_string());
+        tables.chain(self.views()).collect()
     }
 }
 
