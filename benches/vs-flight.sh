@@ -11,29 +11,12 @@ if [ -z "${KQL:-}" ]; then cargo build --release --quiet; KQL=$PWD/target/releas
 python=$HOME/.cache/kql/flight-venv/bin/python
 [ -x "$python" ] || { python3 -m venv "${python%/bin/python}" && "${python%python}pip" install -q adbc-driver-flightsql adbc-driver-manager pyarrow; }
 
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-for i in 1 2 3 4; do
-  fifo=$(mktemp -u); mkfifo "$fifo"
-  (ulimit -n 6000 && exec python3 -c '
-import signal, socket, sys
-held = []
-for _ in range(5000):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(8)
-    held.append(s)
-open(sys.argv[1], "w").write("ready\n")
-signal.pause()
-' "$fifo") &
-  pids+=($!)
-  read -r _ < "$fifo"; rm -f "$fifo"
-done
+source benches/listeners.sh
+hold_listeners 4
 
 log=$(mktemp)
 "$KQL" serve --listen 127.0.0.1:0 2> "$log" &
-pids+=($!)
+children+=($!)
 until grep -q listening "$log"; do sleep 0.1; done
 port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
 

@@ -8,25 +8,8 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet
 kql=$PWD/target/release/kql
 
-holders=()
-cleanup() { for pid in "${holders[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-for i in 1 2 3 4; do
-  fifo=$(mktemp -u); mkfifo "$fifo"
-  (ulimit -n 6000 && exec python3 -c '
-import signal, socket, sys
-held = []
-for _ in range(5000):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(8)
-    held.append(s)
-open(sys.argv[1], "w").write("ready\n")
-signal.pause()
-' "$fifo") &
-  holders+=($!)
-  read -r _ < "$fifo"; rm -f "$fifo"
-done
+source benches/listeners.sh
+hold_listeners 4
 
 python3 - "$runs" "$kql" <<'PY'
 import statistics, subprocess, sys, time
