@@ -1,5 +1,4 @@
 # Sourced by the benches that need many listening sockets.
-
 # `hold_listeners N` starts N processes each holding 5,000 listeners on 127.0.0.1 (the hard
 # fd limit is 20,000 per process), waits until all listen, and at exit kills them and whatever
 # else the script adds to `children`.
