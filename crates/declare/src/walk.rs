@@ -23,7 +23,7 @@ use kql_kernel::xarray::XArray;
 use kql_kernel::{Memory, Types, list, percpu};
 
 use crate::ast::{BoundName, StepKind};
-use crate::bind::{Base, BoundStep, Op, Place, Plan};
+use crate::bind::{Base, BoundColumn, BoundStep, Op, Place, Plan};
 use crate::column::Column;
 use crate::memo::Memo;
 use crate::span::{ObjectSpan, Window};
@@ -141,11 +141,14 @@ impl Faults {
 }
 
 /// Runs `plan` over the kernel `types` sees: every row whose key columns can match `wanted`.
+/// Each object is fetched once: its keys decide whether it is a row, then the other
+/// columns are read from the same window.
 pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Result<Scanned> {
     let mut scan = Scan::new(types, budget);
-    let rows = scan.rows(plan, wanted)?;
+    let found = scan.found(plan, wanted)?;
     let mut columns: Vec<Column> =
-        plan.output().iter().map(|(name, ty)| Column::new(name, *ty, rows.len())).collect();
+        plan.output().iter().map(|(name, ty)| Column::new(name, *ty, found.len())).collect();
+    let keys = KeyColumns::of(plan);
     let others: Vec<_> = plan.columns.iter().filter(|c| !c.key).collect();
     let (key_positions, other_positions) = (plan.key_positions(), plan.other_positions());
     let address = columns.len() - 1;
@@ -155,9 +158,9 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
             misfits.add(&Error::new(ErrorKind::Other, message));
         }
     };
-    for (frame, keys) in rows {
-        scan.focus(frame.object, plan.span);
-        for (&column, value) in key_positions.iter().zip(keys) {
+    for found in found {
+        let Some((frame, key_values)) = scan.accepted(plan, found, &keys, wanted) else { continue };
+        for (&column, value) in key_positions.iter().zip(key_values) {
             put(&mut columns[column], value);
         }
         for (&column, bound) in other_positions.iter().zip(&others) {
@@ -175,6 +178,21 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
         ));
     }
     with_union_rows(plan, types, wanted, budget, Scanned { columns, warnings })
+}
+
+/// A plan's key columns (inherited ones first): names and types to check against
+/// [`Wanted`], and the declared ones to compute.
+struct KeyColumns<'p> {
+    names: Vec<String>,
+    types: Vec<ColumnType>,
+    own: Vec<&'p BoundColumn>,
+}
+
+impl<'p> KeyColumns<'p> {
+    fn of(plan: &'p Plan) -> Self {
+        let own = plan.columns.iter().filter(|c| c.key).collect();
+        KeyColumns { names: plan.key_names(), types: plan.key_types(), own }
+    }
 }
 
 /// The objects whose linking members (`link` bytes in) are `nodes`, in list order from the
@@ -316,28 +334,29 @@ impl<'a, 'k> Scan<'a, 'k> {
     /// ones first).
     fn rows(&mut self, plan: &Plan, wanted: &Wanted) -> Result<Vec<(Frame, Vec<Value>)>> {
         let found = self.found(plan, wanted)?;
-        let names = plan.key_names();
-        let types = plan.key_types();
-        let keys: Vec<_> = plan.columns.iter().filter(|c| c.key).collect();
-        let mut rows = Vec::with_capacity(found.len());
-        for Found { frame, mut inherited } in found {
-            self.focus(frame.object, plan.span);
-            if !self.still_linked(&frame) {
-                continue;
-            }
-            for column in &keys {
-                inherited.push(self.eval(&column.expr, &frame));
-            }
-            let matches = names
-                .iter()
-                .zip(&types)
-                .zip(&inherited)
-                .all(|((name, ty), value)| allowed(wanted, name, *ty, value));
-            if matches {
-                rows.push((frame, inherited));
-            }
+        let keys = KeyColumns::of(plan);
+        Ok(found.into_iter().filter_map(|found| self.accepted(plan, found, &keys, wanted)).collect())
+    }
+
+    /// `found` as a row with its key values, with its object fetched as the window; `None`
+    /// when the object is no longer linked where the walk found it or its keys rule it out.
+    fn accepted(
+        &mut self,
+        plan: &Plan,
+        found: Found,
+        keys: &KeyColumns,
+        wanted: &Wanted,
+    ) -> Option<(Frame, Vec<Value>)> {
+        let Found { frame, mut inherited } = found;
+        self.focus(frame.object, plan.span);
+        if !self.still_linked(&frame) {
+            return None;
         }
-        Ok(rows)
+        for column in &keys.own {
+            inherited.push(self.eval(&column.expr, &frame));
+        }
+        let mut checks = keys.names.iter().zip(&keys.types).zip(&inherited);
+        checks.all(|((name, ty), value)| allowed(wanted, name, *ty, value)).then_some((frame, inherited))
     }
 
     /// The objects of `plan`'s walk, from each of its parent's rows.
