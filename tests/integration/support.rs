@@ -19,6 +19,46 @@ pub fn kql(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kql")).args(args).output().expect("kql runs")
 }
 
+/// How a kql run bounded by [`kql_within`] ended.
+pub struct Bounded {
+    pub success: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Runs kql with `args`, killing it after `timeout`, which fails the test (a hang); so does
+/// a signal ending it.
+pub fn kql_within(args: &[&str], timeout: Duration) -> Bounded {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kql"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kql runs");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        out.read_to_end(&mut bytes).map(|_| bytes)
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("kql {args:?} ran longer than {timeout:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    err.read_to_string(&mut stderr).unwrap();
+    assert!(status.code().is_some(), "kql {args:?} was killed by a signal ({status}): {stderr}");
+    Bounded { success: status.success(), stdout: reader.join().unwrap().unwrap(), stderr }
+}
+
 /// Run kql expecting failure: no output, a non-zero exit and one `kql: ` line on stderr,
 /// which is returned.
 pub fn kql_failure(args: &[&str]) -> String {
