@@ -200,8 +200,9 @@ fn cases(landmarks: &Landmarks) -> Vec<Case> {
 
 /// Damage to the UDP and unix hashes of the `sockets` vmcore: a chain's last link to
 /// unmapped memory (the bucket is named, every socket stays), and a socket's wild
-/// `sk_socket` (that socket is named and only its row may go).
-fn socket_cases(landmarks: &Landmarks) -> Vec<Case> {
+/// `sk_socket` (that socket is named and only its row may go — and, for unix, its peer's,
+/// whose `peer_inode` is read through it). `baseline_inode` is a socket's undamaged inode.
+fn socket_cases(landmarks: &Landmarks, baseline_inode: &dyn Fn(u64) -> Option<u64>) -> Vec<Case> {
     let mut rng = Rng::new(SEED);
     let mut cases = Vec::new();
     for (table, hash, sockets) in [
@@ -210,6 +211,7 @@ fn socket_cases(landmarks: &Landmarks) -> Vec<Case> {
     ] {
         let chained = *rng.pick(sockets);
         let wild = *rng.pick(sockets);
+        let wild_inode = baseline_inode(wild.sk);
         let affects: &'static [&'static str] =
             if table == "udp_sockets" { &["udp_sockets"] } else { &["unix_sockets"] };
         cases.push(Case {
@@ -226,7 +228,11 @@ fn socket_cases(landmarks: &Landmarks) -> Vec<Case> {
             affects,
             must_fail: &[],
             mention: vec![format!("{:#x}", wild.sk)],
-            may_lose: Box::new(move |_, row| row.get("sk_addr").and_then(Value::as_u64) == Some(wild.sk)),
+            may_lose: Box::new(move |_, row| {
+                let peer = row.get("peer_inode").and_then(Value::as_u64);
+                row.get("sk_addr").and_then(Value::as_u64) == Some(wild.sk)
+                    || (peer.is_some() && peer == wild_inode)
+            }),
         });
     }
     cases
@@ -344,7 +350,12 @@ fn damaged_udp_and_unix_hashes_give_every_readable_row_and_name_the_bucket() {
         })
         .collect();
     let dir = TempDir::new();
-    let cases = socket_cases(&landmarks);
+    let inode = |sk: u64| {
+        let rows = baselines.iter().flatten();
+        let mut found = rows.filter(|row| row.get("sk_addr").and_then(Value::as_u64) == Some(sk));
+        found.next().and_then(|row| row.get("inode").and_then(Value::as_u64))
+    };
+    let cases = socket_cases(&landmarks, &inode);
     for case in &cases {
         let copy = dir.0.join(format!("{}.vmcore", case.name));
         case.damage.apply(&landmarks, &original, &copy);
