@@ -290,7 +290,7 @@ impl NetChurn {
 impl Churn for NetChurn {
     fn tick(&mut self, tick: u64) -> Result<()> {
         (0..LISTENERS_PER_TICK).try_for_each(|_| self.listener())?;
-        if tick % OTHERS_EVERY == 0 {
+        if tick.is_multiple_of(OTHERS_EVERY) {
             (0..PAIRS_PER_TICK).try_for_each(|_| self.pair())?;
             (0..DATAGRAMS_PER_TICK).try_for_each(|_| self.datagrams())?;
         }
@@ -356,7 +356,7 @@ impl ProcChurn {
 impl Churn for ProcChurn {
     fn tick(&mut self, tick: u64) -> Result<()> {
         self.reap()?;
-        if tick % KID_EVERY == 0 {
+        if tick.is_multiple_of(KID_EVERY) {
             let kids = KIDS_PER_TICK.min(LIVE_KIDS.saturating_sub(self.kids.len()));
             (0..kids).try_for_each(|_| self.kid())?;
             let threads = KIDS_PER_TICK.min(LIVE_KIDS.saturating_sub(self.threads.len()));
