@@ -30,8 +30,8 @@
 //! | `thread` | `pid`, `tid` |
 //! | `error` | what failed (the worker goes on) |
 //!
-//! The pair listener itself is a `listen` line too. Nothing here uses `unsafe`: sockets come
-//! from std, processes from `std::process::Command`, the rest from nix.
+//! The pair listener itself is a `listen` line too. Sockets come
+//! from std, processes from `std::process::Command`, the rest from nix: no raw libc calls.
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
