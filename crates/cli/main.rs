@@ -89,6 +89,10 @@ struct Cli {
     /// over a kql table); without it they are refused.
     #[arg(long)]
     allow_writes: bool,
+    /// Print how long each statement took on stderr (`Time: 12.345 ms`), as the REPL's
+    /// `\timing` does.
+    #[arg(long, global = true)]
+    timing: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -278,7 +282,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         _ => {}
     }
     let target = Target::open(&cli.target_options()).map_err(CliError::new)?;
-    let (declarations, problems) = Declarations::load(&cli.tables);
+    let (declarations, problems) = Declarations::load(&cli.tables).map_err(CliError::new)?;
     for problem in problems {
         error::report(Level::Warning, &format!("warning: {problem}"));
     }
@@ -290,6 +294,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
     if let Some(bytes) = cli.memory_limit {
         session.limit_memory(bytes)?;
     }
+    session.timing = cli.timing;
+    reject_unbound_tables(&session, &cli.tables)?;
     let mut out = output(&cli)?;
     match &cli.command {
         Some(Command::Tables) => session.print(&catalog::tables(&session.engine().tables())?, &mut out),
@@ -302,6 +308,19 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         _ => run_input(&cli, session, &mut out),
     }
+}
+
+/// A table declared in a `--tables` directory that this kernel's types cannot fill (a
+/// member or type it lacks, as a typo makes) is an error: the user named that file.
+fn reject_unbound_tables(session: &Session, dirs: &[PathBuf]) -> Result<(), CliError> {
+    for table in session.engine().tables() {
+        let origin = table.origin();
+        let explicit = dirs.iter().any(|dir| std::path::Path::new(&origin).starts_with(dir));
+        if let (true, Some(failure)) = (explicit, table.bind_failure()) {
+            return Err(CliError::new(format!("--tables: {origin}: {failure}")));
+        }
+    }
+    Ok(())
 }
 
 fn run_input(cli: &Cli, mut session: Session, out: &mut dyn Write) -> Result<(), CliError> {

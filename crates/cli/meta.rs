@@ -121,7 +121,7 @@ pub fn saved_queries() -> String {
 }
 
 /// `\run NAME [PARAM=VALUE ...]`.
-/// ` (port int = 22, …)` for a query with parameters.
+/// ` (port port = 22, …)` for a query with parameters.
 fn params_of(query: &queries::SavedQuery) -> String {
     let params: Vec<String> = query
         .params()

@@ -2,8 +2,8 @@
 //! runtime they run on, and how statements are split, run and printed, with scan warnings
 //! after each statement. `CREATE KERNEL TABLE` and `DROP KERNEL TABLE` are run here; every
 //! other statement goes to DataFusion, under the session's [`Policy`] (no writes unless
-//! `--allow-writes`). A statement with no result columns (DDL) prints nothing. In the REPL a statement races Ctrl-C, and `\timing`
-//! reports how long each took.
+//! `--allow-writes`). A statement with no result columns (DDL) prints nothing. In the REPL a
+//! statement races Ctrl-C; `\timing` (and `--timing` anywhere) reports how long each took.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -37,7 +37,7 @@ pub struct Session {
     policy: Policy,
     /// Output format of query results.
     pub format: Format,
-    /// Print each statement's run time on stderr (`\timing`).
+    /// Print each statement's run time on stderr (`\timing`, `--timing`).
     pub timing: bool,
 }
 
@@ -115,12 +115,14 @@ impl Session {
         }
         for statement in statements {
             let Some(statement) = self.run_kql(statement)? else { continue };
+            let started = Instant::now();
             let progress = Progress::start(self.engine.scan_log());
             let result = self.runtime.block_on(self.engine.run_statement(statement, params, self.policy));
             drop(progress);
             self.print_warnings();
             let (schema, batches) = result?;
             self.write(out, &schema, &batches)?;
+            self.print_time(started);
         }
         Ok(())
     }
@@ -143,11 +145,16 @@ impl Session {
             let Some(result) = result else { return Ok(Outcome::Cancelled) };
             let (schema, batches) = result?;
             self.write(out, &schema, &batches)?;
-            if self.timing {
-                eprintln!("Time: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
-            }
+            self.print_time(started);
         }
         Ok(Outcome::Done)
+    }
+
+    /// With `\timing` (or `--timing`), how long the statement started at `started` took.
+    fn print_time(&self, started: Instant) {
+        if self.timing {
+            eprintln!("Time: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
+        }
     }
 
     /// Runs `statement` on a thread of its own while this one waits for it or for Ctrl-C, so

@@ -127,13 +127,13 @@ fn saved_query_parameters_are_typed_values_not_sql_text() {
     assert_eq!(rows[0]["pid"], holder.pid());
     assert!(
         kql_failure(&["-q", "who-listens", "--param", &format!("port={port} or 1=1")])
-            .contains("must be an int")
+            .contains("must be a port")
     );
     assert!(kql_failure(&["-q", "who-listens", "--param", "prot=1"]).contains("no parameter 'prot'"));
     assert!(kql_failure(&["-q", "who-listens", "--param", "port"]).contains("NAME=VALUE"));
     assert!(kql_failure(&["--param", "port=1", "select 1"]).contains("-q NAME"));
     let listed = String::from_utf8(kql(&["queries"]).stdout).unwrap();
-    assert!(listed.contains("who-listens") && listed.contains("(port int = 22)"), "{listed}");
+    assert!(listed.contains("who-listens") && listed.contains("(port port = 22)"), "{listed}");
 }
 
 #[test]

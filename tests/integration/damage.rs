@@ -13,8 +13,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use kql_drgn::{Program, Target};
-use kql_kernel::net::ListeningHash;
+use kql_kernel::net::{BucketArray, ListeningHash};
 use kql_kernel::sched::{TaskCaches, TaskWalker};
+use kql_kernel::udp::UdpWalker;
+use kql_kernel::unix::UnixWalker;
 use kql_kernel::{Kernel, Memory, Skipped, TypeName, TypeSource};
 
 /// The seed of every run's choices (change it by hand to explore other objects).
@@ -57,6 +59,13 @@ pub struct Listener {
     pub bucket: usize,
 }
 
+/// A socket of a plain `hlist` hash (UDP, unix) that is last in its chain, and its bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct LastInChain {
+    pub sk: u64,
+    pub bucket: usize,
+}
+
 /// Where the damaged structures are in the undamaged vmcore, and how to reach its file.
 pub struct Landmarks {
     pub page_offset_base: u64,
@@ -75,6 +84,11 @@ pub struct Landmarks {
     pub lhash2_bucket: u64,
     pub lhash2_head: u64,
     pub lhash2_mask: u64,
+    /// `offsetof(struct sock, __sk_common.skc_node)`, the chain node of UDP and unix sockets.
+    pub sk_plain_node: u64,
+    /// Sockets last in their chain, of the first UDP table and of the first unix table.
+    pub udp: Vec<LastInChain>,
+    pub unix: Vec<LastInChain>,
     /// Physical address of every page-aligned virtual address asked for, as kql maps it.
     physical: Vec<(u64, u64)>,
 }
@@ -126,9 +140,16 @@ impl Landmarks {
         let walked = ListeningHash::new(&types).unwrap().socks(&mem, &mut skipped).unwrap();
         assert_eq!(walked.len(), listeners.len(), "the injector finds the listeners kql finds");
 
+        let sk_plain_node = sock.offset_of("__sk_common.skc_node").unwrap() as u64;
+        let udp_table = UdpWalker::new(&types).unwrap().tables(&mem).unwrap()[0].slots;
+        let udp = last_in_chains(&mem, &udp_table, sk_plain_node);
+        let unix =
+            last_in_chains(&mem, &UnixWalker::new(&types).unwrap().tables(&mem).unwrap()[0], sk_plain_node);
+
         let page_offset_base = mem.read_u64(types.symbol("page_offset_base").unwrap()).unwrap();
         let mut wanted: Vec<u64> = leaders.iter().map(|l| l.task).collect();
         wanted.extend(listeners.iter().map(|l| l.sk));
+        wanted.extend(udp.iter().chain(&unix).map(|l| l.sk));
         wanted.extend([lhash2, lhash2_mask]);
         wanted.extend((0..=mask as u64).map(|i| lhash2 + i * lhash2_bucket));
         let physical = wanted
@@ -148,6 +169,9 @@ impl Landmarks {
             lhash2_bucket,
             lhash2_head,
             lhash2_mask,
+            sk_plain_node,
+            udp,
+            unix,
             physical,
         }
     }
@@ -163,6 +187,23 @@ impl Landmarks {
     pub fn unmapped(&self, rng: &mut Rng) -> u64 {
         self.page_offset_base + (1 << 40) + (rng.next() % (1 << 30)) * 8
     }
+}
+
+/// The socket last in each non-empty chain of `buckets` (an `hlist` hash whose sockets
+/// chain through the node at `node` in `struct sock`), read with plain loads.
+fn last_in_chains(mem: &Memory, buckets: &BucketArray, node: u64) -> Vec<LastInChain> {
+    let mut last = Vec::new();
+    for bucket in 0..buckets.count {
+        let head = buckets.at + (bucket * buckets.size + buckets.head) as u64;
+        let mut at = mem.read_u64(head).unwrap();
+        let mut sk = None;
+        while at != 0 {
+            sk = Some(at - node);
+            at = mem.read_u64(at).unwrap();
+        }
+        last.extend(sk.map(|sk| LastInChain { sk, bucket }));
+    }
+    last
 }
 
 /// One kind of damage: writes at kernel addresses and an optional cut of the file.

@@ -11,17 +11,15 @@
 //! error may carry DataFusion's "Execution error:".
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kql_rig::kernels::Series;
 use serde_json::Value;
 
 use crate::damage::{Damage, Landmarks, Rng, SEED};
-use crate::support::TempDir;
+use crate::support::{Bounded, TempDir, kql_within};
 
 /// How long one kql run on a damaged vmcore may take (they take 0.2–0.5 s).
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -61,6 +59,12 @@ struct Case {
     /// Rows of the undamaged vmcore the damage may take away (or change), per query.
     may_lose: MayLose,
 }
+
+/// The statements run on each damaged copy of the `sockets` vmcore.
+const SOCKET_QUERIES: &[Query] = &[
+    Query { name: "udp_sockets", args: &["select * from udp_sockets"], key: &["sk_addr"] },
+    Query { name: "unix_sockets", args: &["select * from unix_sockets"], key: &["sk_addr"] },
+];
 
 /// The vmcore and its kernel's debug vmlinux.
 fn vmcore() -> &'static (PathBuf, PathBuf) {
@@ -194,6 +198,46 @@ fn cases(landmarks: &Landmarks) -> Vec<Case> {
     ]
 }
 
+/// Damage to the UDP and unix hashes of the `sockets` vmcore: a chain's last link to
+/// unmapped memory (the bucket is named, every socket stays), and a socket's wild
+/// `sk_socket` (that socket is named and only its row may go — and, for unix, its peer's,
+/// whose `peer_inode` is read through it). `baseline_inode` is a socket's undamaged inode.
+fn socket_cases(landmarks: &Landmarks, baseline_inode: &dyn Fn(u64) -> Option<u64>) -> Vec<Case> {
+    let mut rng = Rng::new(SEED);
+    let mut cases = Vec::new();
+    for (table, hash, sockets) in [
+        ("udp_sockets", "udp_table hash", &landmarks.udp),
+        ("unix_sockets", "net->unx.table.buckets", &landmarks.unix),
+    ] {
+        let chained = *rng.pick(sockets);
+        let wild = *rng.pick(sockets);
+        let wild_inode = baseline_inode(wild.sk);
+        let affects: &'static [&'static str] =
+            if table == "udp_sockets" { &["udp_sockets"] } else { &["unix_sockets"] };
+        cases.push(Case {
+            name: if table == "udp_sockets" { "udp-chain-to-unmapped" } else { "unix-chain-to-unmapped" },
+            damage: Damage::word(chained.sk + landmarks.sk_plain_node, landmarks.unmapped(&mut rng)),
+            affects,
+            must_fail: &[],
+            mention: vec![hash.into(), format!("bucket {}", chained.bucket)],
+            may_lose: Box::new(|_, _| false),
+        });
+        cases.push(Case {
+            name: if table == "udp_sockets" { "udp-wild-sk_socket" } else { "unix-wild-sk_socket" },
+            damage: Damage::word(wild.sk + landmarks.sk_socket, landmarks.unmapped(&mut rng)),
+            affects,
+            must_fail: &[],
+            mention: vec![format!("{:#x}", wild.sk)],
+            may_lose: Box::new(move |_, row| {
+                let peer = row.get("peer_inode").and_then(Value::as_u64);
+                row.get("sk_addr").and_then(Value::as_u64) == Some(wild.sk)
+                    || (peer.is_some() && peer == wild_inode)
+            }),
+        });
+    }
+    cases
+}
+
 /// The local port of a socket row (`local_port`, or ss's `Local Address:Port`).
 fn port_of(row: &Row) -> Option<u16> {
     if let Some(port) = row.get("local_port") {
@@ -203,50 +247,17 @@ fn port_of(row: &Row) -> Option<u16> {
     text.rsplit(':').next()?.parse().ok()
 }
 
-/// How one kql run ended.
-struct Run {
-    success: bool,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-/// Runs kql on `core`, killing it after [`TIMEOUT`] (then panics: a hang is a failure).
-fn run(core: &Path, types: Types, query: &Query) -> Run {
+/// Runs kql on `core`, killed after [`TIMEOUT`] (a hang is a failure).
+fn run_on(core: &Path, types: Types, query: &Query) -> Bounded {
     let mut args = vec!["--core", core.to_str().unwrap(), "--format", "json"];
     if let Types::Dwarf = types {
         args.extend(["--vmlinux", vmcore().1.to_str().unwrap()]);
     }
     args.extend(query.args);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kql"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kql runs");
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        out.read_to_end(&mut bytes).map(|_| bytes)
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > TIMEOUT {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("kql {args:?} ran longer than {TIMEOUT:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    err.read_to_string(&mut stderr).unwrap();
-    assert!(status.code().is_some(), "kql {args:?} was killed by a signal ({status}): {stderr}");
-    Run { success: status.success(), stdout: reader.join().unwrap().unwrap(), stderr }
+    kql_within(&args, TIMEOUT)
 }
 
-fn rows(run: &Run) -> Vec<Row> {
+fn rows(run: &Bounded) -> Vec<Row> {
     serde_json::from_slice(&run.stdout).expect("kql prints a JSON array")
 }
 
@@ -258,7 +269,7 @@ fn key(query: &Query, row: &Row) -> Vec<Value> {
 }
 
 /// Checks one run on a damaged vmcore against the undamaged rows of the same query.
-fn check(case: &Case, query: &Query, baseline: &[Row], run: &Run) {
+fn check(case: &Case, query: &Query, baseline: &[Row], run: &Bounded) {
     let who = format!("{} / {}", case.name, query.name);
     let stderr = &run.stderr;
     assert!(!stderr.contains("panicked"), "{who}: a panic: {stderr}");
@@ -307,7 +318,7 @@ fn damaged_vmcores_give_every_readable_row_and_name_what_is_missing() {
     let baselines: Vec<Vec<Row>> = runs
         .iter()
         .map(|&(types, query)| {
-            let run = run(original, types, query);
+            let run = run_on(original, types, query);
             assert!(run.success && run.stderr.is_empty(), "{} ({types:?}): {}", query.name, run.stderr);
             rows(&run)
         })
@@ -318,9 +329,40 @@ fn damaged_vmcores_give_every_readable_row_and_name_what_is_missing() {
         let copy = dir.0.join(format!("{}.vmcore", case.name));
         case.damage.apply(&landmarks, original, &copy);
         for (&(types, query), baseline) in runs.iter().zip(&baselines) {
-            check(case, query, baseline, &run(&copy, types, query));
+            check(case, query, baseline, &run_on(&copy, types, query));
         }
         std::fs::remove_file(&copy).unwrap();
     }
     eprintln!("{} damaged vmcores, {} runs each: all survived", cases.len(), runs.len());
+}
+
+#[test]
+fn damaged_udp_and_unix_hashes_give_every_readable_row_and_name_the_bucket() {
+    let (original, _) = kql_rig::vmcores::of(Series::Bookworm61, "sockets").expect("the 6.1 sockets vmcore");
+    let landmarks = Landmarks::find(&original);
+    assert!(!landmarks.udp.is_empty() && !landmarks.unix.is_empty(), "the vmcore holds UDP and unix sockets");
+    let baselines: Vec<Vec<Row>> = SOCKET_QUERIES
+        .iter()
+        .map(|query| {
+            let run = run_on(&original, Types::Btf, query);
+            assert!(run.success && run.stderr.is_empty(), "{}: {}", query.name, run.stderr);
+            rows(&run)
+        })
+        .collect();
+    let dir = TempDir::new();
+    let inode = |sk: u64| {
+        let rows = baselines.iter().flatten();
+        let mut found = rows.filter(|row| row.get("sk_addr").and_then(Value::as_u64) == Some(sk));
+        found.next().and_then(|row| row.get("inode").and_then(Value::as_u64))
+    };
+    let cases = socket_cases(&landmarks, &inode);
+    for case in &cases {
+        let copy = dir.0.join(format!("{}.vmcore", case.name));
+        case.damage.apply(&landmarks, &original, &copy);
+        for (query, baseline) in SOCKET_QUERIES.iter().zip(&baselines) {
+            check(case, query, baseline, &run_on(&copy, Types::Btf, query));
+        }
+        std::fs::remove_file(&copy).unwrap();
+    }
+    eprintln!("{} damaged socket hashes, {} runs each: all survived", cases.len(), SOCKET_QUERIES.len());
 }

@@ -36,16 +36,16 @@ static ONE_GUEST: Mutex<()> = Mutex::new(());
 
 /// A booted guest with kql and its kernel's debug vmlinux on its `/tools` share, its ground
 /// truth, and a vmcore dumped from it.
-struct Booted {
-    guest: Guest,
-    truth: Truth,
+pub(crate) struct Booted {
+    pub(crate) guest: Guest,
+    pub(crate) truth: Truth,
     vmcore: PathBuf,
     tools: PathBuf,
     _turn: MutexGuard<'static, ()>,
 }
 
 impl Booted {
-    fn new(series: Series, scenario: &str) -> Booted {
+    pub(crate) fn new(series: Series, scenario: &str) -> Booted {
         let turn = ONE_GUEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let kernel = kernels::fetch(series).unwrap_or_else(|e| panic!("fetch {}: {e}", series.name()));
         let workload = rig_workload();
@@ -69,11 +69,11 @@ impl Booted {
         booted
     }
 
-    fn vmlinux(&self) -> String {
+    pub(crate) fn vmlinux(&self) -> String {
         self.guest.kernel().vmlinux.display().to_string()
     }
 
-    fn qmp(&self) -> String {
+    pub(crate) fn qmp(&self) -> String {
         self.guest.qmp_socket().display().to_string()
     }
 
@@ -97,7 +97,7 @@ impl Booted {
     }
 
     /// Runs a shell script inside the guest as root; it must succeed.
-    fn shell(&self, script: &str) -> String {
+    pub(crate) fn shell(&self, script: &str) -> String {
         let output = self.guest.shell(script).expect("the guest agent runs the script");
         assert!(output.success(), "{script}: {output:?}");
         output.stdout

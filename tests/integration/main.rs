@@ -4,6 +4,7 @@
 //! own listeners (port 2024) and PID 1 are never touched.
 
 mod bad_input;
+mod churn;
 mod cli;
 mod damage;
 mod damaged;

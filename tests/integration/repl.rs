@@ -176,7 +176,7 @@ fn meta_commands_change_format_output_target_and_explain_sources() {
     run("\\run ss-nlpt");
     terminal.wait_for("Local Address:Port");
     run("\\run who-listens port=notaport");
-    terminal.wait_for("parameter port must be an int");
+    terminal.wait_for("parameter port must be a port");
     run("\\queries");
     terminal.wait_for("ss-nlpt-all");
     run("\\sources");

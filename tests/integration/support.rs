@@ -2,21 +2,64 @@
 //! hold them, and running `kql` / `ss`.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::io;
-use std::mem::{size_of, zeroed};
+
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, sockopt};
+use nix::unistd::Pid;
 use serde_json::Value;
 
 /// Run the `kql` binary under test.
 pub fn kql(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kql")).args(args).output().expect("kql runs")
+}
+
+/// How a kql run bounded by [`kql_within`] ended.
+pub struct Bounded {
+    pub success: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Runs kql with `args`, killing it after `timeout`, which fails the test (a hang); so does
+/// a signal ending it.
+pub fn kql_within(args: &[&str], timeout: Duration) -> Bounded {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kql"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kql runs");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        out.read_to_end(&mut bytes).map(|_| bytes)
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("kql {args:?} ran longer than {timeout:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    err.read_to_string(&mut stderr).unwrap();
+    assert!(status.code().is_some(), "kql {args:?} was killed by a signal ({status}): {stderr}");
+    Bounded { success: status.success(), stdout: reader.join().unwrap().unwrap(), stderr }
 }
 
 /// Run kql expecting failure: no output, a non-zero exit and one `kql: ` line on stderr,
@@ -72,85 +115,27 @@ impl Default for ListenOptions {
 /// A listening TCP socket bound to `ip`.
 pub fn listen(ip: &str, options: ListenOptions) -> io::Result<OwnedFd> {
     let ip: IpAddr = ip.parse().expect("test address parses");
-    let family = if ip.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
-    // SAFETY: plain socket(2); the result is checked before it is owned.
-    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    set_option(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    let family = if ip.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
+    let socket = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    socket::setsockopt(&socket, sockopt::ReuseAddr, &true)?;
     if options.reuseport {
-        set_option(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+        socket::setsockopt(&socket, sockopt::ReusePort, &true)?;
     }
     if ip.is_ipv6() {
-        set_option(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, options.v6only as i32)?;
+        socket::setsockopt(&socket, sockopt::Ipv6V6Only, &options.v6only)?;
     }
-    bind(fd, SocketAddr::new(ip, options.port))?;
-    // SAFETY: listen(2) on a bound socket we own.
-    if unsafe { libc::listen(fd, options.backlog) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    socket::bind(socket.as_raw_fd(), &SockaddrStorage::from(SocketAddr::new(ip, options.port)))?;
+    socket::listen(&socket, Backlog::new(options.backlog)?)?;
     Ok(socket)
-}
-
-fn set_option(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    // SAFETY: value lives for the call and its size is passed.
-    let rc =
-        unsafe { libc::setsockopt(fd, level, name, (&value as *const i32).cast(), size_of::<i32>() as u32) };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-}
-
-fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
-    let rc = match addr {
-        SocketAddr::V4(v4) => {
-            // SAFETY: sockaddr_in is plain old data; all-zero is a valid value.
-            let mut sa: libc::sockaddr_in = unsafe { zeroed() };
-            sa.sin_family = libc::AF_INET as u16;
-            sa.sin_port = v4.port().to_be();
-            sa.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
-            // SAFETY: sa is a valid sockaddr_in of the size passed.
-            unsafe {
-                libc::bind(
-                    fd,
-                    (&sa as *const libc::sockaddr_in).cast(),
-                    size_of::<libc::sockaddr_in>() as u32,
-                )
-            }
-        }
-        SocketAddr::V6(v6) => {
-            // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
-            let mut sa: libc::sockaddr_in6 = unsafe { zeroed() };
-            sa.sin6_family = libc::AF_INET6 as u16;
-            sa.sin6_port = v6.port().to_be();
-            sa.sin6_addr.s6_addr = v6.ip().octets();
-            // SAFETY: sa is a valid sockaddr_in6 of the size passed.
-            unsafe {
-                libc::bind(
-                    fd,
-                    (&sa as *const libc::sockaddr_in6).cast(),
-                    size_of::<libc::sockaddr_in6>() as u32,
-                )
-            }
-        }
-    };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// The local port of a bound socket.
 pub fn local_port(socket: &OwnedFd) -> u16 {
-    // SAFETY: sockaddr_storage is plain old data; getsockname fills at most len bytes.
-    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
-    let mut len = size_of::<libc::sockaddr_storage>() as u32;
-    let rc = unsafe {
-        libc::getsockname(socket.as_raw_fd(), (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len)
-    };
-    assert_eq!(rc, 0, "getsockname");
-    // Both sockaddr_in and sockaddr_in6 keep the port right after the family.
-    // SAFETY: the storage holds a sockaddr_in or sockaddr_in6, whose port sits at the same offset.
-    let port = unsafe { (*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()).sin_port };
-    u16::from_be(port)
+    let name: SockaddrStorage = socket::getsockname(socket.as_raw_fd()).expect("getsockname");
+    name.as_sockaddr_in()
+        .map(|v4| v4.port())
+        .or(name.as_sockaddr_in6().map(|v6| v6.port()))
+        .expect("an inet socket")
 }
 
 /// Open `count` connections to `port` on `ip` that the listener never accepts.
@@ -237,8 +222,8 @@ impl Holder {
 
 impl Drop for Holder {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group we created; failure only means it is gone.
-        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
+        // The process group we created; failure only means it is gone.
+        let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
@@ -253,13 +238,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new() -> TempDir {
-        let template = CString::new(std::env::temp_dir().join("kqlt-XXXXXX").to_str().unwrap()).unwrap();
-        let raw = template.into_raw();
-        // SAFETY: raw is a writable NUL-terminated template, reclaimed right after.
-        let made = unsafe { libc::mkdtemp(raw) };
-        let path = unsafe { CString::from_raw(raw) };
-        assert!(!made.is_null(), "mkdtemp");
-        TempDir(PathBuf::from(path.into_string().unwrap()))
+        TempDir(nix::unistd::mkdtemp(&std::env::temp_dir().join("kqlt-XXXXXX")).expect("mkdtemp"))
     }
 }
 
@@ -298,8 +277,8 @@ pub fn listen_in(ns_path: &str, ip: &str, options: ListenOptions) -> OwnedFd {
     let ip = ip.to_string();
     std::thread::spawn(move || {
         let ns = std::fs::File::open(&ns_path).expect("open netns");
-        // SAFETY: setns(2) on this helper thread only, with a namespace fd we own.
-        assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
+        // On this helper thread only.
+        setns(ns, CloneFlags::CLONE_NEWNET).expect("setns");
         listen(&ip, options).expect("listen in netns")
     })
     .join()
@@ -343,19 +322,7 @@ pub fn endpoint(ip: &str, socket: &OwnedFd) -> String {
 }
 
 fn v6only(socket: &OwnedFd) -> bool {
-    let mut value: i32 = 0;
-    let mut len = size_of::<i32>() as u32;
-    // SAFETY: value and len are valid for the call; the kernel writes at most len bytes.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            (&mut value as *mut i32).cast(),
-            &mut len,
-        )
-    };
-    rc == 0 && value == 1
+    socket::getsockopt(socket, sockopt::Ipv6V6Only).unwrap_or(false)
 }
 
 /// The rows of a kql ss-style result whose local endpoint is in `endpoints`.

@@ -191,6 +191,11 @@ pub trait KernelTable: Debug + Send + Sync {
     fn declaration(&self) -> Option<&str> {
         None
     }
+    /// Why the target's kernel types cannot fill this table (a member or type it lacks),
+    /// if that was found out when the table was bound.
+    fn bind_failure(&self) -> Option<&str> {
+        None
+    }
     /// Read the rows. Runs on a blocking thread; may take as long as the kernel needs.
     fn scan(&self, request: &ScanRequest) -> Result<Scanned>;
 }

@@ -66,15 +66,19 @@ fn sockets(c: &mut Criterion) {
         group.bench_function("tcp_sockets() with TcpWalker::new (per socket)", |b| {
             b.iter(|| kql_kernel::tcp::tcp_sockets(&types).expect("tcp_sockets"))
         });
-        let udp_sockets = udp.walk(&Memory::new(&types)).expect("udp walk").len();
+        let udp_sockets =
+            udp.walk(&Memory::new(&types), &mut kql_kernel::Skipped::default()).expect("udp walk").len();
         group.throughput(count(udp_sockets));
         group.bench_function(format!("udp walk ({udp_sockets} sockets, per socket)"), |b| {
-            b.iter(|| udp.walk(&Memory::new(&types)).expect("udp walk"))
+            b.iter(|| udp.walk(&Memory::new(&types), &mut kql_kernel::Skipped::default()).expect("udp walk"))
         });
-        let unix_sockets = unix.walk(&Memory::new(&types)).expect("unix walk").len();
+        let unix_sockets =
+            unix.walk(&Memory::new(&types), &mut kql_kernel::Skipped::default()).expect("unix walk").len();
         group.throughput(count(unix_sockets));
         group.bench_function(format!("unix walk ({unix_sockets} sockets, per socket)"), |b| {
-            b.iter(|| unix.walk(&Memory::new(&types)).expect("unix walk"))
+            b.iter(|| {
+                unix.walk(&Memory::new(&types), &mut kql_kernel::Skipped::default()).expect("unix walk")
+            })
         });
         group.finish();
     }

@@ -10,6 +10,7 @@
 //!
 //! Kernel-version differences are found by member and symbol existence, never by version.
 
+mod budget;
 pub mod cgroup;
 pub mod fs;
 pub mod kallsyms;
@@ -30,6 +31,7 @@ pub mod unix;
 mod vmcoreinfo;
 pub mod xarray;
 
+pub use budget::{MAX_ROWS, within_row_budget};
 pub use kernel::{Kernel, KernelBtf, LIVE_BTF, LIVE_KALLSYMS, Types};
 pub use layout::Layout;
 pub use memory::{Memory, Patches};

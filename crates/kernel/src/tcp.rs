@@ -44,7 +44,7 @@ use crate::net::{
     ListeningHash, Members, NetNamespaces, SkMem, SockContext, SockMembers, TCP_LISTEN, check_pointer,
     member, member_at, optional,
 };
-use crate::{Layout, Memory, Skipped, TypeName, Types};
+use crate::{Layout, Memory, Skipped, TypeName, Types, within_row_budget};
 
 /// `TCP_SYN_RECV`: the state `ss` and `/proc/net/tcp` show for a connection request.
 pub const TCP_SYN_RECV: u8 = 3;
@@ -596,6 +596,7 @@ impl TcpWalker {
                     rows.extend(skipped.check(row, || format!("tcp struct sock at {sk:#x}")));
                 }
             }
+            within_row_budget(rows.len(), "tcp walk")?;
         }
         Ok(rows)
     }

@@ -9,7 +9,8 @@
 //! `udp6` included: UDP-Lite's own `udplite_table` is not walked). Each socket is one read
 //! of the span of `struct udp_sock` the walk needs (`forward_deficit` and the `struct sock`
 //! members), plus its inode, netns, cgroup and bound device as [`crate::net`] reads them.
-//! Walks are bounded: at most [`crate::net::MAX_BUCKETS`] slots, [`crate::list`]'s caps and
+//! A slot, chain or socket that cannot be read (a live kernel changing under the walk, a
+//! damaged vmcore) is skipped and noted in a [`Skipped`]. Walks are bounded: at most [`crate::net::MAX_BUCKETS`] slots, [`crate::list`]'s caps and
 //! cycle checks on each chain, every socket read once.
 
 use std::net::IpAddr;
@@ -20,7 +21,7 @@ use crate::net::{
     AF_INET6, AddressSet, BucketArray, Caches, CommonMembers, Members, NetNamespaces, SkMem, SockContext,
     SockMembers, check_pointer, member, optional,
 };
-use crate::{Layout, Memory, TypeName, Types};
+use crate::{Layout, Memory, Skipped, TypeName, Types, within_row_budget};
 
 /// What `udp_table` is (BTF describes no globals' types).
 const UDP_TABLE: &[TypeName] = &[TypeName::Named("struct udp_table")];
@@ -69,9 +70,12 @@ pub struct UdpSocket {
     pub skmem: Option<SkMem>,
 }
 
-/// Every UDP socket of the kernel, of all network namespaces.
+/// Every UDP socket of the kernel, of all network namespaces; an error if any slot or socket
+/// cannot be read.
 pub fn udp_sockets(types: &Types) -> Result<Vec<UdpSocket>> {
-    UdpWalker::new(types)?.walk(&Memory::new(types))
+    let mut skipped = Skipped::default();
+    let sockets = UdpWalker::new(types)?.walk(&Memory::new(types), &mut skipped)?;
+    skipped.all_or_error(sockets)
 }
 
 /// One UDP hash table: the `struct udp_table` and its primary `hash` slots.
@@ -151,18 +155,22 @@ impl UdpWalker {
             .collect()
     }
 
-    /// Every UDP socket of every table, in slot order.
-    pub fn walk(&self, mem: &Memory) -> Result<Vec<UdpSocket>> {
+    /// Every UDP socket of every table that can be read, in slot order. A slot, chain or
+    /// socket that cannot be read is noted in `skipped` (slot index, socket address, field)
+    /// and the walk goes on.
+    pub fn walk(&self, mem: &Memory, skipped: &mut Skipped) -> Result<Vec<UdpSocket>> {
         let mut caches = Caches::default();
         let mut seen = AddressSet::default();
         let mut rows = Vec::new();
         for table in self.tables(mem)? {
-            for node in table.slots.nodes(mem)? {
+            for node in table.slots.nodes_tolerant(mem, skipped)? {
                 let sk = node - self.node;
                 if seen.insert(sk) {
-                    rows.push(self.read(mem, sk, &mut caches)?);
+                    let row = self.read(mem, sk, &mut caches);
+                    rows.extend(skipped.check(row, || format!("udp struct sock at {sk:#x}")));
                 }
             }
+            within_row_budget(rows.len(), "udp walk")?;
         }
         Ok(rows)
     }

@@ -16,7 +16,9 @@
 //! (`len`, `name[0].sun_path`), its peer's `sk_socket` (for the peer's inode), and, for a
 //! non-empty receive queue that is not a listener's, its `struct sk_buff`s (`len`, and
 //! `UNIXCB(skb).consumed` in `cb`, `struct unix_skb_parms`) to count the bytes queued as
-//! `unix_inq_len()` does. Walks are bounded: [`crate::list`]'s caps and cycle checks on
+//! `unix_inq_len()` does. A bucket, chain or socket that cannot be read (a live kernel
+//! changing under the walk, a damaged vmcore) is skipped and noted in a [`Skipped`]. Walks
+//! are bounded: [`crate::list`]'s caps and cycle checks on
 //! every chain and queue, every socket read once.
 
 use kql_drgn::{Error, ErrorKind, Field, Result};
@@ -26,7 +28,7 @@ use crate::net::{
     AF_UNIX, AddressSet, BucketArray, Caches, CommonMembers, Members, NetNamespaces, SockContext,
     SockMembers, TCP_LISTEN, check_pointer, member, member_at, optional,
 };
-use crate::{Layout, Memory, Shape, Types};
+use crate::{Layout, Memory, Shape, Skipped, Types, within_row_budget};
 
 /// `UNIX_HASH_SIZE` where DWARF cannot tell it (see the module documentation).
 pub const UNIX_HASH_SIZE: usize = 512;
@@ -78,9 +80,12 @@ pub struct UnixSocket {
     pub cookie: Option<u64>,
 }
 
-/// Every unix socket of the kernel, of all network namespaces.
+/// Every unix socket of the kernel, of all network namespaces; an error if any bucket or
+/// socket cannot be read.
 pub fn unix_sockets(types: &Types) -> Result<Vec<UnixSocket>> {
-    UnixWalker::new(types)?.walk(&Memory::new(types))
+    let mut skipped = Skipped::default();
+    let sockets = UnixWalker::new(types)?.walk(&Memory::new(types), &mut skipped)?;
+    skipped.all_or_error(sockets)
 }
 
 /// Where the hash tables are.
@@ -190,18 +195,22 @@ impl UnixWalker {
         }
     }
 
-    /// Every unix socket, table by table, in bucket order.
-    pub fn walk(&self, mem: &Memory) -> Result<Vec<UnixSocket>> {
+    /// Every unix socket that can be read, table by table, in bucket order. A bucket, chain
+    /// or socket that cannot be read is noted in `skipped` (bucket index, socket address,
+    /// field) and the walk goes on.
+    pub fn walk(&self, mem: &Memory, skipped: &mut Skipped) -> Result<Vec<UnixSocket>> {
         let mut caches = Caches::default();
         let mut seen = AddressSet::default();
         let mut rows = Vec::new();
         for table in self.tables(mem)? {
-            for node in table.nodes(mem)? {
+            for node in table.nodes_tolerant(mem, skipped)? {
                 let sk = node - self.node;
                 if seen.insert(sk) {
-                    rows.push(self.read(mem, sk, &mut caches)?);
+                    let row = self.read(mem, sk, &mut caches);
+                    rows.extend(skipped.check(row, || format!("unix struct sock at {sk:#x}")));
                 }
             }
+            within_row_budget(rows.len(), "unix walk")?;
         }
         Ok(rows)
     }

@@ -226,8 +226,8 @@ fn walk_everything(
         prop_assert_eq!(unique.len(), sockets.len(), "a TCP socket twice");
         objects += sockets.len();
     }
-    objects += walkers.udp.walk(mem).map_or(0, |s| s.len());
-    objects += walkers.unix.walk(mem).map_or(0, |s| s.len());
+    objects += walkers.udp.walk(mem, &mut skipped).map_or(0, |s| s.len());
+    objects += walkers.unix.walk(mem, &mut skipped).map_or(0, |s| s.len());
     let leaders = walkers.tasks.leaders_tolerant(mem, &mut skipped);
     let unique: BTreeSet<u64> = leaders.iter().copied().collect();
     prop_assert_eq!(unique.len(), leaders.len(), "a task twice");

@@ -304,7 +304,9 @@ fn udp_truth_key(line: &UdpSocketTruth) -> (Key, u64) {
 fn check_udp(series: Series, types: &Types, made: &VmcoreWithTruth) -> Vec<UdpSocket> {
     let mem = Memory::new(types);
     let walker = UdpWalker::new(types).expect("UdpWalker::new");
-    let rows = walker.walk(&mem).expect("the UDP walk");
+    let mut skipped = kql_kernel::Skipped::default();
+    let rows =
+        walker.walk(&mem, &mut skipped).and_then(|rows| skipped.all_or_error(rows)).expect("the UDP walk");
     let truth = made.truth.udp_sockets().expect("UDP truth");
     for (line, row) in pair_up(&truth, &rows, udp_truth_key, udp_key) {
         let what = format!("{} {line:?}\n{row:#?}", series.name());
@@ -363,7 +365,10 @@ fn unix_truth_key(line: &UnixSocketTruth) -> UnixKey {
 /// Every unix socket against `/proc/net/unix` and the workload's records.
 fn check_unix(series: Series, types: &Types, made: &VmcoreWithTruth) -> Vec<UnixSocket> {
     let mem = Memory::new(types);
-    let rows = UnixWalker::new(types).expect("UnixWalker::new").walk(&mem).expect("the unix walk");
+    let mut skipped = kql_kernel::Skipped::default();
+    let walker = UnixWalker::new(types).expect("UnixWalker::new");
+    let rows =
+        walker.walk(&mem, &mut skipped).and_then(|rows| skipped.all_or_error(rows)).expect("the unix walk");
     let mut walked: Vec<UnixKey> = rows.iter().map(unix_key).collect();
     let mut truth: Vec<UnixKey> =
         made.truth.unix_sockets().expect("unix truth").iter().map(unix_truth_key).collect();

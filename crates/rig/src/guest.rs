@@ -42,7 +42,7 @@ const PACKAGES: &[(&str, &str)] = &[("qemu-system-x86_64", "qemu-system-x86"), (
 pub struct BootOptions<'a> {
     /// The kernel (with its modules and debug vmlinux).
     pub kernel: &'a Kernel,
-    /// Workload scenario: `basic`, `many`, `many20k` or `idle`.
+    /// Workload scenario: `basic`, `many`, `many20k`, `idle`, `sockets` or `churn`.
     pub scenario: &'a str,
     /// Host path of the `kql-rig-workload` binary; `kql-rig-agent` must be next to it (both are
     /// binaries of this package, built together).

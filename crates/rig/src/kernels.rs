@@ -571,8 +571,7 @@ fn ensure_tool(tool: &str, package: &str) -> Result<()> {
     if find_tool(tool).is_some() {
         return Ok(());
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Err(rig_error!("`{tool}` is not installed: install the Debian package {package}"));
     }
     eprintln!("kql-rig: installing {package} for `{tool}`");
@@ -695,8 +694,7 @@ fn update_errors(messages: &str) -> Option<String> {
 
 /// As root, apt would download as `_apt`, which cannot write to a cache in root's home.
 fn sandbox_options() -> Vec<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if nix::unistd::geteuid().is_root() {
         vec!["-o".to_owned(), "APT::Sandbox::User=root".to_owned()]
     } else {
         Vec::new()

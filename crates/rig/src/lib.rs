@@ -1,6 +1,7 @@
 //! kql's real-kernel test rig: Debian kernels with their debug info, booted under QEMU (TCG)
-//! with a workload of ours (scenarios `basic`, `many`, `many20k`, `idle`), inspected live over
-//! QMP, from inside through an agent that runs commands for the host, or dumped to ELF vmcores.
+//! with a workload of ours (scenarios `basic`, `many`, `many20k`, `idle`, `sockets`, `churn`),
+//! inspected live over QMP, from inside through an agent that runs commands for the host, or
+//! dumped to ELF vmcores.
 //!
 //! - [`agent_protocol`]: the files through which the host has `kql-rig-agent` run commands in
 //!   the guest;

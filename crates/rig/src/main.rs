@@ -6,7 +6,7 @@
 //! kql-rig dump SERIES OUT.vmcore [SCENARIO] boot it, dump it to an ELF vmcore, tear it down
 //! kql-rig vmcore SERIES [SCENARIO]          the cached vmcore of SCENARIO (dumped once)
 //! ```
-//! SERIES is 6.1, 6.12 or 5.10; SCENARIO is basic (default), many, many20k or idle.
+//! SERIES is 6.1, 6.12 or 5.10; SCENARIO is basic (default), many, many20k, idle, sockets or churn.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -16,6 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
 use kql_rig::truth::{self, Family, TCP_LISTEN, TcpEntry, Truth};
 use serde_json::Value;
 
@@ -35,8 +38,7 @@ impl Run {
     /// Starts `scenario` in a new network namespace. Needs root and `ip`: without them the
     /// test fails, it is never skipped.
     fn start(scenario: &'static str) -> Run {
-        // SAFETY: geteuid(2) cannot fail.
-        assert_eq!(unsafe { libc::geteuid() }, 0, "the rig tests need root (ip netns)");
+        assert!(nix::unistd::geteuid().is_root(), "the rig tests need root (ip netns)");
         let iproute2 = Command::new("ip").arg("-V").stdout(Stdio::null()).status();
         assert!(iproute2.is_ok(), "the rig tests need `ip` (iproute2)");
         let tag = format!("kqlwl-test-{}-{scenario}", std::process::id());
@@ -155,16 +157,15 @@ fn kill_tree(root: i32) {
         }
         for pid in new {
             if pid > 1 && pid != me {
-                // SAFETY: kill(2) on a pid of our own process tree; no memory involved.
-                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                // A pid of our own process tree; failure only means it is gone.
+                let _ = kill(Pid::from_raw(pid), Signal::SIGSTOP);
             }
             stopped.insert(pid);
         }
     }
     for pid in stopped {
         if pid > 1 && pid != me {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }

@@ -82,16 +82,22 @@ pub struct Declarations {
 }
 
 impl Declarations {
-    /// The shipped declarations, then the user's directory's, then those of `dirs`; one
-    /// line per file that cannot be read.
-    pub fn load(dirs: &[PathBuf]) -> (Declarations, Vec<String>) {
+    /// The shipped declarations, then the user's directory's, then those of `dirs`, with one
+    /// line per file of the user's directory that cannot be read or parsed (it is skipped: a
+    /// stale file there must not stop every kql). A bad file (or directory) of `dirs`, which
+    /// the user named on purpose, is an error: its line, and how many more there are.
+    pub fn load(dirs: &[PathBuf]) -> Result<(Declarations, Vec<String>), String> {
         let mut declarations = Declarations::shipped();
-        let mut problems = Vec::new();
-        let user = user_dir().filter(|dir| dir.is_dir());
-        for dir in user.iter().chain(dirs) {
-            problems.extend(declarations.load_dir(dir));
+        let warnings = match user_dir().filter(|dir| dir.is_dir()) {
+            Some(dir) => declarations.load_dir(&dir),
+            None => Vec::new(),
+        };
+        let problems: Vec<String> = dirs.iter().flat_map(|dir| declarations.load_dir(dir)).collect();
+        match &problems[..] {
+            [] => Ok((declarations, warnings)),
+            [only] => Err(format!("--tables: {only}")),
+            [first, more @ ..] => Err(format!("--tables: {first} (and {} more bad files)", more.len())),
         }
-        (declarations, problems)
     }
 
     /// The declarations shipped in the binary.
@@ -290,6 +296,10 @@ impl KernelTable for DeclaredTable {
 
     fn declaration(&self) -> Option<&str> {
         Some(&self.declared.declaration.text)
+    }
+
+    fn bind_failure(&self) -> Option<&str> {
+        self.binding.failure.as_deref()
     }
 
     fn scan(&self, request: &ScanRequest) -> Result<Scanned> {

@@ -8,7 +8,7 @@
 //! a live target — and every row that can be read is still returned.
 
 use datafusion::error::{DataFusionError, Result};
-use kql_kernel::Types;
+use kql_kernel::{Memory, Types};
 
 use crate::target::{Binding, Target};
 
@@ -24,6 +24,25 @@ pub fn walk<T>(target: &Target, binding: &Binding, walk: impl FnOnce(&Types) -> 
     let kernel = target.kernel()?;
     let types = kernel.types(*source).map_err(error)?;
     walk(&types)
+}
+
+/// Runs a walk that goes past what it cannot read (`walk(types, memory, skipped)`) for
+/// `table`: its rows, with one warning per skipped place appended to `warnings`; an error
+/// only if the walk as a whole fails (its structures cannot be found or are implausible).
+pub fn tolerant<T>(
+    table: &'static str,
+    target: &Target,
+    binding: &Binding,
+    warnings: &mut Vec<String>,
+    walk_with: impl FnOnce(&Types, &Memory, &mut kql_kernel::Skipped) -> kql_drgn::Result<T>,
+) -> Result<T> {
+    let mut skipped = Skipped::new(table, target);
+    let rows = walk(target, binding, |types| {
+        walk_with(types, &Memory::new(types), skipped.kernel())
+            .map_err(|e| DataFusionError::Execution(format!("{table}: {e}")))
+    })?;
+    warnings.extend(skipped.into_warnings());
+    Ok(rows)
 }
 
 /// A failed walk as a query error.

@@ -125,6 +125,7 @@ fn kernel_fds(
             };
             fds.push(fd);
         }
+        kql_kernel::within_row_budget(fds.len(), "proc_fds walk").map_err(kernel_walk::error)?;
     }
     Ok((fds, skipped.into_warnings()))
 }

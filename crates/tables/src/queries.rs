@@ -6,11 +6,11 @@
 //! ```sql
 //! -- name: who-listens
 //! -- description: Processes listening on a TCP port, in every network namespace
-//! -- param: port int 22
+//! -- param: port port 22
 //! ```
 //! The name must equal the file name without `.sql`. Each `-- param: NAME TYPE [DEFAULT]`
-//! line declares a parameter (TYPE `int`, `text` or `bool`; without a default it must be
-//! given), used in the SQL as `$NAME` and bound as a typed value by [`SavedQuery::bind`] —
+//! line declares a parameter (TYPE `int`, `port` — an int from 0 to 65535, as a port
+//! column holds —, `text` or `bool`; without a default it must be given), used in the SQL as `$NAME` and bound as a typed value by [`SavedQuery::bind`] —
 //! never pasted into the text. A query with parameters is not a view.
 
 use std::collections::HashMap;
@@ -48,6 +48,8 @@ pub struct Param {
 pub enum ParamKind {
     /// A 64-bit signed integer.
     Int,
+    /// A TCP or UDP port: an integer from 0 to 65535 (a value outside could match nothing).
+    Port,
     /// Any text.
     Text,
     /// `true` or `false`.
@@ -58,6 +60,7 @@ impl ParamKind {
     fn parse(name: &str) -> Option<ParamKind> {
         match name {
             "int" => Some(ParamKind::Int),
+            "port" => Some(ParamKind::Port),
             "text" => Some(ParamKind::Text),
             "bool" => Some(ParamKind::Bool),
             _ => None,
@@ -71,6 +74,10 @@ impl ParamKind {
             ParamKind::Int => {
                 value.parse::<i64>().map(|v| ScalarValue::Int64(Some(v))).map_err(|_| wrong("an int"))
             }
+            ParamKind::Port => value
+                .parse::<u16>()
+                .map(|v| ScalarValue::Int64(Some(i64::from(v))))
+                .map_err(|_| wrong("a port, an int from 0 to 65535")),
             ParamKind::Text => Ok(ScalarValue::Utf8(Some(value.to_string()))),
             ParamKind::Bool => value
                 .parse::<bool>()
@@ -163,7 +170,7 @@ mod tests {
             assert_eq!(
                 query.params().len(),
                 declared,
-                "-- param: NAME int|text|bool [DEFAULT] in {}",
+                "-- param: NAME int|port|text|bool [DEFAULT] in {}",
                 query.name
             );
         }
@@ -183,7 +190,9 @@ mod tests {
         };
         assert_eq!(port(bound(&[]).unwrap()), ScalarValue::Int64(Some(22)));
         assert_eq!(port(bound(&[("port", "2024")]).unwrap()), ScalarValue::Int64(Some(2024)));
-        assert!(bound(&[("port", "22; drop table x")]).unwrap_err().contains("must be an int"));
+        assert!(bound(&[("port", "22; drop table x")]).unwrap_err().contains("must be a port"));
+        assert!(bound(&[("port", "-1")]).unwrap_err().contains("an int from 0 to 65535"));
+        assert!(bound(&[("port", "65536")]).unwrap_err().contains("an int from 0 to 65535"));
         assert!(bound(&[("prot", "22")]).unwrap_err().contains("no parameter 'prot'"));
         assert!(
             find("ss-nlpt")

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array, UInt32Array, UInt64Array};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_kernel::Types;
 use kql_kernel::net::{ListeningHash, ListeningSocket, SockWalker};
-use kql_kernel::{Memory, Types};
 use kql_sources::inet_diag;
 use kql_sources::inet_socket::{InetProtocol, InetSocket, TCP_LISTEN};
 use kql_sources::interfaces::interface_name;
@@ -23,7 +23,7 @@ use kql_sources::netns::{self, NetNamespace};
 use kql_sources::proc_net_inet;
 
 use crate::host_dump;
-use crate::kernel_walk::{self, Skipped};
+use crate::kernel_walk;
 use crate::ss_address::ss_address;
 use crate::table::TableScan;
 use crate::target::{Binding, Target};
@@ -124,12 +124,8 @@ struct Listener {
 /// Every listener of the kernel that can be read, from one walk of its listening hash; what
 /// could not be read is named in `warnings`.
 fn kernel_listeners(target: &Target, binding: &Binding, warnings: &mut Vec<String>) -> Result<Vec<Listener>> {
-    let mut skipped = Skipped::new("tcp_listeners", target);
-    let sockets = kernel_walk::walk(target, binding, |types| {
-        kql_kernel::net::read_listeners(types, &Memory::new(types), skipped.kernel())
-            .map_err(|e| DataFusionError::Execution(format!("tcp_listeners: {e}")))
-    })?;
-    warnings.extend(skipped.into_warnings());
+    let sockets =
+        kernel_walk::tolerant("tcp_listeners", target, binding, warnings, kql_kernel::net::read_listeners)?;
     Ok(sockets.into_iter().map(kernel_row).collect())
 }
 

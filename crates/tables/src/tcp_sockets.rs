@@ -27,10 +27,10 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, StringArray, StringBuilder, UInt16Array, UInt32Array, UInt64Array,
 };
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
+use kql_kernel::Types;
 use kql_kernel::tcp::{TcpSocket, TcpWalker, state_name};
-use kql_kernel::{Memory, Types};
 use kql_sources::inet_diag;
 use kql_sources::inet_socket::{self, InetProtocol, InetSocket, SkMem, TCP_CLOSE, TCP_LISTEN};
 use kql_sources::interfaces::interface_name;
@@ -38,7 +38,7 @@ use kql_sources::netns::{self, NetNamespace};
 use kql_sources::proc_net_inet;
 
 use crate::host_dump;
-use crate::kernel_walk::{self, Skipped};
+use crate::kernel_walk;
 use crate::ss_address::ss_address;
 use crate::table::TableScan;
 use crate::target::{Binding, Target};
@@ -311,14 +311,9 @@ fn kernel_sockets(
     filter: &Filter,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Row>> {
-    let mut skipped = Skipped::new("tcp_sockets", target);
-    let sockets = kernel_walk::walk(target, binding, |types| {
-        let walker = TcpWalker::new(types).map_err(kernel_walk::error)?;
-        walker
-            .walk(&Memory::new(types), skipped.kernel())
-            .map_err(|e| DataFusionError::Execution(format!("tcp_sockets: {e}")))
+    let sockets = kernel_walk::tolerant("tcp_sockets", target, binding, warnings, |types, mem, skipped| {
+        TcpWalker::new(types)?.walk(mem, skipped)
     })?;
-    warnings.extend(skipped.into_warnings());
     Ok(sockets.into_iter().map(kernel_row).filter(|row| filter.wants(row)).collect())
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array, UInt32Array, UInt64Array};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
 use kql_kernel::Types;
 use kql_kernel::tcp::state_name;
@@ -123,7 +123,7 @@ impl TableScan for UdpSockets {
         let wanted = request.keys.values::<u64>("netns");
         let mut warnings = Vec::new();
         let mut rows = match binding.source.kind {
-            SourceKind::Drgn => kernel_sockets(target, binding)?,
+            SourceKind::Drgn => kernel_sockets(target, binding, &mut warnings)?,
             kind => {
                 warnings.extend(target.take_fallback_note());
                 host_sockets(target, kind, wanted.as_ref(), &mut warnings)?
@@ -149,11 +149,11 @@ struct Row {
     reuseport: Option<bool>,
 }
 
-/// Every UDP socket of the kernel, from one walk of its UDP tables.
-fn kernel_sockets(target: &Target, binding: &Binding) -> Result<Vec<Row>> {
-    let sockets = kernel_walk::walk(target, binding, |types| {
-        kql_kernel::udp::udp_sockets(types)
-            .map_err(|e| DataFusionError::Execution(format!("udp_sockets: {e}")))
+/// Every UDP socket of the kernel that can be read, from one walk of its UDP tables; what
+/// could not be read is named in `warnings`.
+fn kernel_sockets(target: &Target, binding: &Binding, warnings: &mut Vec<String>) -> Result<Vec<Row>> {
+    let sockets = kernel_walk::tolerant("udp_sockets", target, binding, warnings, |types, mem, skipped| {
+        UdpWalker::new(types)?.walk(mem, skipped)
     })?;
     Ok(sockets.into_iter().map(kernel_row).collect())
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, StringArray, UInt32Array, UInt64Array};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use kql_engine::{Column, ColumnType::*, ScanRequest, Scanned, Source, SourceKind, TableSpec};
 use kql_kernel::Types;
 use kql_kernel::tcp::state_name;
@@ -94,7 +94,7 @@ impl TableScan for UnixSockets {
         let wanted = request.keys.values::<u64>("netns");
         let mut warnings = Vec::new();
         let mut rows = match binding.source.kind {
-            SourceKind::Drgn => kernel_sockets(target, binding)?,
+            SourceKind::Drgn => kernel_sockets(target, binding, &mut warnings)?,
             kind => {
                 warnings.extend(target.take_fallback_note());
                 host_sockets(target, kind, wanted.as_ref(), &mut warnings)?
@@ -116,11 +116,11 @@ struct Row {
     sk_addr: Option<u64>,
 }
 
-/// Every unix socket of the kernel that has an inode, from one walk of its hash tables.
-fn kernel_sockets(target: &Target, binding: &Binding) -> Result<Vec<Row>> {
-    let sockets = kernel_walk::walk(target, binding, |types| {
-        kql_kernel::unix::unix_sockets(types)
-            .map_err(|e| DataFusionError::Execution(format!("unix_sockets: {e}")))
+/// Every unix socket of the kernel that has an inode and can be read, from one walk of its
+/// hash tables; what could not be read is named in `warnings`.
+fn kernel_sockets(target: &Target, binding: &Binding, warnings: &mut Vec<String>) -> Result<Vec<Row>> {
+    let sockets = kernel_walk::tolerant("unix_sockets", target, binding, warnings, |types, mem, skipped| {
+        UnixWalker::new(types)?.walk(mem, skipped)
     })?;
     Ok(sockets
         .into_iter()

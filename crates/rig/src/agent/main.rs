@@ -147,10 +147,10 @@ fn run(dir: &Path, n: u32, command: &GuestCommand, arrived: Instant) -> Result<O
 
 /// SIGKILLs every process of group `group` (the command's, which it leads).
 fn kill_group(group: libc::pid_t) {
-    // SAFETY: kill(2) takes no pointers. `-group` names the command's process group (started
-    // with process_group(0), so its pgid is the command's pid, which Linux does not reuse while
-    // the group has members).
-    if unsafe { libc::kill(-group, libc::SIGKILL) } != 0 {
-        eprintln!("kql-rig-agent: kill(-{group}): {}", std::io::Error::last_os_error());
+    // `group` names the command's process group (started with process_group(0), so its pgid
+    // is the command's pid, which Linux does not reuse while the group has members).
+    if let Err(error) = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::SIGKILL)
+    {
+        eprintln!("kql-rig-agent: kill(-{group}): {error}");
     }
 }

@@ -44,7 +44,6 @@
 //! hrtimers).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CStr;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
@@ -330,15 +329,8 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The kernel release, from uname(2).
 fn release() -> Result<String> {
-    // SAFETY: utsname is plain old data; all zeroes is a valid value.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: uts is a live, writable utsname.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return Err(rig_error!("uname: {}", io::Error::last_os_error()));
-    }
-    // SAFETY: uname(2) NUL-terminates every field, and the field lives as long as `uts`.
-    let release = unsafe { CStr::from_ptr(uts.release.as_ptr()) };
-    Ok(release.to_string_lossy().into_owned())
+    let uts = nix::sys::utsname::uname().map_err(|e| rig_error!("uname: {e}"))?;
+    Ok(uts.release().to_string_lossy().into_owned())
 }
 
 /// Every process of /proc, by pid; those that exit while being read are left out.
@@ -372,14 +364,18 @@ fn read_process(pid: i32) -> io::Result<ProcEntry> {
     Ok(ProcEntry { pid, ppid, comm, netns })
 }
 
-/// `(tid, comm)` of every thread of `pid`, by tid.
+/// `(tid, comm)` of every thread of `pid`, by tid; threads that end while read are left out.
 fn threads(pid: i32) -> io::Result<Vec<(i32, String)>> {
     let mut threads = Vec::new();
     for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
         let Some(tid) = entry?.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else {
             continue;
         };
-        let comm = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))?;
+        let comm = match fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")) {
+            Ok(comm) => comm,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // the thread ended meanwhile
+            Err(e) => return Err(e),
+        };
         threads.push((tid, comm.strip_suffix('\n').unwrap_or(&comm).replace(['\t', '\n'], " ")));
     }
     threads.sort_unstable();

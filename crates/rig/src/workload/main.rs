@@ -27,10 +27,12 @@
 //! }
 //! ```
 //!
+//! The `churn` scenario adds `"churn": {"log_dir": "/tmp/kqlw-churn"}` (see [`churn`]).
 //! The `sockets` scenario adds `"sockets": {"records": [...], "bulk_pairs": 500,
 //! "bulk_port": 7110, "child_tables": {"tcp": true, "udp": false}}`, each record one socket
 //! (see [`sockets`]) with its worker's `process`, `pid` and `netns`.
 
+mod churn;
 mod ground_truth;
 mod kernel_objects;
 mod process;
@@ -56,7 +58,7 @@ static SHARE_DIR: OnceLock<PathBuf> = OnceLock::new();
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [scenario, share_dir] = &args[..] else {
-        eprintln!("usage: kql-rig-workload basic|many|many20k|idle|sockets SHARE_DIR");
+        eprintln!("usage: kql-rig-workload basic|many|many20k|idle|sockets|churn SHARE_DIR");
         std::process::exit(2);
     };
     let share_dir = PathBuf::from(share_dir);
@@ -109,8 +111,7 @@ fn run(scenario: &str, share_dir: &Path) -> Result<()> {
     }
 
     sys::set_name("kqlw-main")?;
-    // SAFETY: getppid(2) cannot fail.
-    let ppid = unsafe { libc::getppid() };
+    let ppid = sys::getppid();
     let main = Proc { name: "kqlw-main".into(), pid: sys::getpid(), ppid };
     let created = scenarios::run(scenario, main)?;
     // After the workers are forked, so that only the main process holds the BPF objects.
@@ -185,6 +186,9 @@ fn scenario_json(scenario: &str, created: &Created) -> Result<Value> {
         "listeners": listeners,
         "clients": clients,
     });
+    if let Some(churn) = &created.churn {
+        json["churn"] = churn.clone();
+    }
     if let Some(sockets) = &created.sockets {
         let mut sockets = sockets.clone();
         for record in sockets["records"].as_array_mut().into_iter().flatten() {

@@ -6,10 +6,11 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use kql_rig::{Result, rig_error};
+use nix::poll::{PollFd, PollFlags};
 use serde_json::{Value, json};
 
 use crate::sys;
@@ -28,6 +29,18 @@ pub struct Worker {
 /// Forks a worker named `name` (its `comm`) that runs `body`, reports, and sleeps until
 /// killed; it also dies with its parent. Returns once the worker has reported.
 pub fn spawn(name: &str, body: impl FnOnce() -> Result<Value>) -> Result<Worker> {
+    spawn_then(name, body, || {
+        sys::pause_forever();
+    })
+}
+
+/// [`spawn`], but once it has reported the worker runs `then` instead of sleeping; if `then`
+/// ends, the worker prints why and exits.
+pub fn spawn_then(
+    name: &str,
+    body: impl FnOnce() -> Result<Value>,
+    then: impl FnOnce() -> Result<()>,
+) -> Result<Worker> {
     let parent = sys::getpid();
     let (read_end, write_end) = sys::pipe()?;
     let Some(pid) = sys::fork()? else {
@@ -43,7 +56,9 @@ pub fn spawn(name: &str, body: impl FnOnce() -> Result<Value>) -> Result<Worker>
         if failed || written.is_err() {
             sys::exit_now(1);
         }
-        sys::pause_forever();
+        let ended = then();
+        eprintln!("kql-rig-workload: {name} stopped: {}", ended.err().map_or("done".into(), |e| e.0));
+        sys::exit_now(1);
     };
     drop(write_end);
     let line =
@@ -73,19 +88,12 @@ fn read_line(pipe: OwnedFd, timeout: Duration) -> Result<String> {
         if left.is_zero() {
             return Err(rig_error!("no report after {} s", timeout.as_secs()));
         }
-        let mut poll = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let millis = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-        // SAFETY: poll is a live pollfd and the count passed is 1.
-        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-        if ready < 0 {
-            let error = std::io::Error::last_os_error();
-            if error.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(rig_error!("poll: {error}"));
-        }
-        if ready == 0 {
-            continue;
+        let millis = left.as_millis().clamp(1, u128::from(u16::MAX)) as u16;
+        let mut poll = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut poll, millis) {
+            Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
+            Err(error) => return Err(rig_error!("poll: {error}")),
+            Ok(_) => {}
         }
         let n = match file.read(&mut chunk) {
             Ok(n) => n,

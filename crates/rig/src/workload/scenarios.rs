@@ -39,6 +39,10 @@
 //! in a second network namespace, plus many established loopback connections: see
 //! [`crate::sockets`]. Its second namespace has no `dummy` device (part `netns-device` is
 //! skipped).
+//!
+//! `churn`: listeners, TCP connections, UDP and unix sockets made and closed all the time in
+//! two network namespaces, and short-lived processes and threads, each logged: see
+//! [`crate::churn`]. Its second namespace has no `dummy` device either.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -102,6 +106,8 @@ pub struct Created {
     pub skipped: Vec<(Part, String)>,
     /// What the `sockets` scenario made (`scenario.json`'s `sockets`), `None` for the others.
     pub sockets: Option<Value>,
+    /// Where the `churn` scenario logs what it makes (`scenario.json`'s `churn`).
+    pub churn: Option<Value>,
 }
 
 /// What a worker does besides opening its listeners.
@@ -136,14 +142,15 @@ pub fn run(name: &str, main: Proc) -> Result<Created> {
         "many20k" => many(&mut created, &MANY20K)?,
         "idle" => {}
         "sockets" => crate::sockets::run(&mut created)?,
+        "churn" => crate::churn::run(&mut created)?,
         _ => {
             return Err(rig_error!(
-                "unknown scenario {name:?} (expected basic, many, many20k, idle or sockets)"
+                "unknown scenario {name:?} (expected basic, many, many20k, idle, sockets or churn)"
             ));
         }
     }
-    if name == "sockets" {
-        let reason = "scenario sockets adds no dummy device to its second network namespace".to_string();
+    if name == "sockets" || name == "churn" {
+        let reason = format!("scenario {name} adds no dummy device to its second network namespace");
         created.skipped.push((Part::NetnsDevice, reason));
     } else if name != "basic" {
         let reason = format!("scenario {name} makes no second network namespace");

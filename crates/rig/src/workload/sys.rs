@@ -13,6 +13,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use kql_rig::{Error, Result, rig_error};
 use libc::c_int;
+use nix::errno::Errno;
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::prctl;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::signal::Signal;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 
 /// `what: <errno text>` for the last failed call.
 pub fn os_error(what: impl std::fmt::Display) -> Error {
@@ -125,15 +132,11 @@ fn get_int_option(fd: c_int, level: c_int, name: c_int, what: &str) -> Result<c_
     Ok(value)
 }
 
-/// Inode of the file behind `fd`.
+/// Inode of the file behind `fd`, from `/proc/self/fd/<fd>` (the inode of what it names).
 pub fn fd_inode(fd: c_int) -> Result<u64> {
-    // SAFETY: stat is plain old data; all zeroes is a valid value.
-    let mut st: libc::stat = unsafe { mem::zeroed() };
-    // SAFETY: st is a live, writable stat buffer.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(os_error(format_args!("fstat({fd})")));
-    }
-    Ok(st.st_ino)
+    use std::os::unix::fs::MetadataExt;
+    let path = format!("/proc/self/fd/{fd}");
+    Ok(std::fs::metadata(&path).map_err(|e| rig_error!("stat({path}): {e}"))?.ino())
 }
 
 /// The kernel's `sk_max_ack_backlog` and `sk_ack_backlog` (accept queue) of a listening
@@ -213,13 +216,7 @@ pub fn connect(addr: IpAddr, port: u16) -> Result<(c_int, u64)> {
 
 /// A pipe, both ends close-on-exec: (read, write).
 pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: fds is a live array of two c_ints, as pipe2 requires.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(os_error("pipe2"));
-    }
-    // SAFETY: pipe2 just returned these two descriptors; nothing else owns them.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| rig_error!("pipe2: {e}"))
 }
 
 /// `fork(2)`: `Some(child pid)` in the parent, `None` in the child.
@@ -235,34 +232,20 @@ pub fn fork() -> Result<Option<i32>> {
     }
 }
 
-/// An unused prctl(2) argument.
-const NO_ARG: libc::c_ulong = 0;
-
 /// Sets the calling process's name (`comm`, at most 15 bytes).
 pub fn set_name(name: &str) -> Result<()> {
     if name.len() > 15 {
         return Err(rig_error!("process name `{name}` is longer than 15 bytes"));
     }
     let cname = CString::new(name).map_err(|_| rig_error!("process name `{name}` contains NUL"))?;
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; cname is live.
-    if unsafe { libc::prctl(libc::PR_SET_NAME, cname.as_ptr() as libc::c_ulong, NO_ARG, NO_ARG, NO_ARG) } != 0
-    {
-        return Err(os_error(format_args!("prctl(PR_SET_NAME, {name:?})")));
-    }
-    Ok(())
+    prctl::set_name(&cname).map_err(|e| rig_error!("prctl(PR_SET_NAME, {name:?}): {e}"))
 }
 
 /// Asks the kernel to SIGKILL the calling process when its parent dies, and checks the
 /// parent did not die already (its pid is `parent`).
 pub fn die_with_parent(parent: i32) -> Result<()> {
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number; no memory is involved.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, NO_ARG, NO_ARG, NO_ARG) }
-        != 0
-    {
-        return Err(os_error("prctl(PR_SET_PDEATHSIG)"));
-    }
-    // SAFETY: getppid(2) cannot fail.
-    if unsafe { libc::getppid() } != parent {
+    prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| rig_error!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+    if getppid() != parent {
         return Err(rig_error!("parent {parent} died before its child started"));
     }
     Ok(())
@@ -270,17 +253,17 @@ pub fn die_with_parent(parent: i32) -> Result<()> {
 
 /// This process's pid.
 pub fn getpid() -> i32 {
-    // SAFETY: getpid(2) cannot fail.
-    unsafe { libc::getpid() }
+    nix::unistd::getpid().as_raw()
+}
+
+/// This process's parent's pid.
+pub fn getppid() -> i32 {
+    nix::unistd::getppid().as_raw()
 }
 
 /// Moves the calling process into a new network namespace.
 pub fn unshare_net() -> Result<()> {
-    // SAFETY: unshare(2) with a constant flag; no memory is involved.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(os_error("unshare(CLONE_NEWNET)"));
-    }
-    Ok(())
+    unshare(CloneFlags::CLONE_NEWNET).map_err(|e| rig_error!("unshare(CLONE_NEWNET): {e}"))
 }
 
 /// Brings `lo` up in the current network namespace.
@@ -434,20 +417,13 @@ pub fn bpf(cmd: c_int, attr: &mut [u8]) -> io::Result<c_int> {
 pub fn enter_netns_of(pid: i32) -> Result<()> {
     let path = format!("/proc/{pid}/ns/net");
     let file = std::fs::File::open(&path).map_err(|e| rig_error!("{path}: {e}"))?;
-    // SAFETY: setns(2) on a descriptor we hold open; no memory is involved.
-    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(os_error(format_args!("setns({path})")));
-    }
-    Ok(())
+    setns(file, CloneFlags::CLONE_NEWNET).map_err(|e| rig_error!("setns({path}): {e}"))
 }
 
 /// Moves the calling process into a private copy of its mount namespace: nothing it mounts
 /// afterwards is seen by any other process.
 pub fn private_mount_namespace() -> Result<()> {
-    // SAFETY: unshare(2) with a constant flag; no memory is involved.
-    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        return Err(os_error("unshare(CLONE_NEWNS)"));
-    }
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| rig_error!("unshare(CLONE_NEWNS): {e}"))?;
     // Stop mount propagation to the namespace it came from.
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE)
 }
@@ -486,55 +462,42 @@ pub fn in_child(body: impl FnOnce() -> Result<Vec<u8>>) -> Result<Vec<u8>> {
     drop(write_end);
     let mut bytes = Vec::new();
     let read = std::fs::File::from(read_end).read_to_end(&mut bytes);
-    let mut status: c_int = 0;
-    // SAFETY: waitpid(2) on our own child; status is a live c_int.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
-        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return Err(os_error(format_args!("waitpid({pid})")));
+    let status = loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(rig_error!("waitpid({pid}): {e}")),
+            Ok(status) => break status,
         }
-    }
+    };
     read.map_err(|e| rig_error!("child {pid}: read: {e}"))?;
     match bytes.split_first() {
         Some((b'o', rest)) => Ok(rest.to_vec()),
         Some((b'e', rest)) => Err(Error(String::from_utf8_lossy(rest).into_owned())),
-        _ => Err(rig_error!("child {pid} ended (status {status:#x}) without an answer")),
+        _ => Err(rig_error!("child {pid} ended ({status:?}) without an answer")),
     }
 }
 
 /// Makes sure this process may open at least `needed` descriptors (raising the hard limit
 /// too if it must, which root may do).
 pub fn ensure_nofile(needed: u64) -> Result<()> {
-    // SAFETY: rlimit is plain old data; all zeroes is a valid value.
-    let mut limit: libc::rlimit = unsafe { mem::zeroed() };
-    // SAFETY: limit is a live, writable rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(os_error("getrlimit(RLIMIT_NOFILE)"));
-    }
-    if limit.rlim_cur >= needed {
+    let (soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| rig_error!("getrlimit(RLIMIT_NOFILE): {e}"))?;
+    if soft >= needed {
         return Ok(());
     }
-    let wanted = libc::rlimit { rlim_cur: needed, rlim_max: limit.rlim_max.max(needed) };
-    // SAFETY: wanted is a live rlimit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } != 0 {
-        return Err(os_error(format_args!(
-            "setrlimit(RLIMIT_NOFILE, {needed}) (was {}/{})",
-            limit.rlim_cur, limit.rlim_max
-        )));
-    }
-    Ok(())
+    setrlimit(Resource::RLIMIT_NOFILE, needed, hard.max(needed))
+        .map_err(|e| rig_error!("setrlimit(RLIMIT_NOFILE, {needed}) (was {soft}/{hard}): {e}"))
 }
 
 /// Sleeps until killed.
 pub fn pause_forever() -> ! {
     loop {
-        // SAFETY: pause(2) only waits for a signal.
-        unsafe { libc::pause() };
+        nix::unistd::pause();
     }
 }
 
 /// Ends the calling process at once, without unwinding or running destructors
 /// (used in forked children, which must never return into their parent's code).
 pub fn exit_now(code: c_int) -> ! {
-    // SAFETY: _exit(2) ends the process; nothing runs after it.
-    unsafe { libc::_exit(code) }
+    std::process::exit(code)
 }
