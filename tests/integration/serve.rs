@@ -297,6 +297,22 @@ fn a_non_loopback_address_needs_tls_and_a_token() {
 }
 
 #[test]
+fn bad_serve_setups_are_one_line_errors() {
+    let dir = TempDir::new();
+    let empty = dir.0.join("token");
+    std::fs::write(&empty, " \n").unwrap();
+    let error = kql_failure(&["serve", "--listen", "127.0.0.1:0", "--token-file", empty.to_str().unwrap()]);
+    assert!(error.contains("is empty"), "{error}");
+    let error = kql_failure(&["serve", "--listen", "127.0.0.1:0", "--client-ca", empty.to_str().unwrap()]);
+    assert!(error.contains("--client-ca needs --tls-cert"), "{error}");
+    let missing = dir.0.join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let error =
+        kql_failure(&["serve", "--listen", "127.0.0.1:0", "--tls-cert", missing, "--tls-key", missing]);
+    assert!(error.contains("cannot read") && error.contains("missing.pem"), "{error}");
+}
+
+#[test]
 fn twenty_clients_finish_while_a_cross_join_runs_and_rows_match_the_cli() {
     let python = flight_venv();
     let server = Server::start(&["--statement-timeout", "15"]);

@@ -255,6 +255,7 @@ impl Limits {
         }
     }
 
+    /// The refusal of a statement while the concurrent statement limit is reached.
     pub fn too_many_statements(&self) -> Status {
         Status::resource_exhausted(format!(
             "too many statements running: the concurrent statement limit is {} (--max-statements)",
@@ -262,6 +263,7 @@ impl Limits {
         ))
     }
 
+    /// The end of a statement that ran past the statement timeout.
     fn timed_out(&self) -> Status {
         Status::deadline_exceeded(format!(
             "the statement ran longer than the statement timeout ({} s, --statement-timeout)",
@@ -269,6 +271,7 @@ impl Limits {
         ))
     }
 
+    /// The end of a result that passed the row limit.
     fn too_many_rows(&self) -> Status {
         Status::resource_exhausted(format!(
             "the result has more rows than the row limit ({}, --max-rows)",
@@ -276,6 +279,7 @@ impl Limits {
         ))
     }
 
+    /// The end of a result that passed the byte limit.
     fn too_many_bytes(&self) -> Status {
         Status::resource_exhausted(format!(
             "the result is larger than the byte limit ({} bytes, --max-bytes)",
