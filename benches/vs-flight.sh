@@ -7,7 +7,7 @@
 set -euo pipefail
 rounds=${1:-4}
 cd "$(dirname "$0")/.."
-if [ -z "${KQL:-}" ]; then cargo build --release --quiet; KQL=$PWD/target/release/kql; fi
+if [ -z "${KQL:-}" ]; then cargo build --release --quiet -p kql; KQL=$(realpath "${CARGO_TARGET_DIR:-target}")/release/kql; fi
 python=$HOME/.cache/kql/flight-venv/bin/python
 [ -x "$python" ] || { python3 -m venv "${python%/bin/python}" && "${python%python}pip" install -q adbc-driver-flightsql adbc-driver-manager pyarrow; }
 

@@ -11,6 +11,8 @@ use subtle::ConstantTimeEq;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
+use crate::log::LogFormat;
+
 /// How long a failed authentication waits before its answer.
 const FAILURE_PAUSE: Duration = Duration::from_millis(500);
 
@@ -42,14 +44,19 @@ fn presented(metadata: &MetadataMap) -> Option<String> {
 }
 
 /// Lets the request through when no token is required or it presents the token; else logs
-/// the failure (`client`) and answers `unauthenticated` after [`FAILURE_PAUSE`].
-pub async fn check(token: Option<&str>, metadata: &MetadataMap, client: &str) -> Result<(), Status> {
+/// the failure (`client`, in `format`) and answers `unauthenticated` after [`FAILURE_PAUSE`].
+pub async fn check(
+    token: Option<&str>,
+    metadata: &MetadataMap,
+    client: &str,
+    format: LogFormat,
+) -> Result<(), Status> {
     let Some(token) = token else { return Ok(()) };
     match presented(metadata) {
         Some(given) if same(&given, token) => Ok(()),
         given => {
             let why = if given.is_some() { "wrong token" } else { "no token" };
-            eprintln!("kql serve: authentication failed for {client}: {why}");
+            crate::log::auth_failure(format, client, why);
             tokio::time::sleep(FAILURE_PAUSE).await;
             Err(Status::unauthenticated(format!("{why}: present the server's token as a bearer token")))
         }

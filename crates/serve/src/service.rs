@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -28,6 +27,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{ParamValues, ScalarValue};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use kql_engine::Engine;
 use kql_tables::declared::Declarations;
@@ -89,7 +89,7 @@ impl KqlFlightSql {
     /// Lets `request` through if it is authorised; returns who sent it, for the log.
     async fn authorize<T>(&self, request: &Request<T>) -> Result<String, Status> {
         let client = request.remote_addr().map_or_else(|| "unknown".to_string(), |addr| addr.to_string());
-        auth::check(self.token.as_deref(), request.metadata(), &client).await?;
+        auth::check(self.token.as_deref(), request.metadata(), &client, self.log_format).await?;
         Ok(client)
     }
 
@@ -103,63 +103,45 @@ impl KqlFlightSql {
 
     /// Plans `sql` for GetFlightInfo: its result schema, refusals logged.
     async fn schema_of(&self, sql: &str, client: &str) -> Result<(SchemaRef, Vec<Option<DataType>>), Status> {
-        let started = Instant::now();
-        match statement::plan(&self.shared, sql, &self.limits).await {
-            Ok(planned) => {
-                let types = parameter_types(&planned.plan)?;
-                Ok((Arc::new(planned.plan.schema().as_arrow().clone()), types))
-            }
+        let log = StatementLog::start(self.log_format, client, sql);
+        let planned = statement::plan(&self.shared, sql, &self.limits)
+            .await
+            .and_then(|planned| Ok((parameter_types(&planned.plan)?, planned)));
+        match planned {
+            Ok((types, planned)) => Ok((Arc::new(planned.plan.schema().as_arrow().clone()), types)),
             Err(status) => {
-                self.log(client, sql, 0, started, &status);
+                log.finish(0, Some(&status));
                 Err(status)
             }
         }
     }
 
-    /// Plans (checking again) and runs `sql` with `params` for DoGet, within the limits.
+    /// Plans `sql` again (checking it again), and starts it with `params` for DoGet within
+    /// the limits; its rows stream as they are made.
     async fn execute(
         &self,
         sql: &str,
         params: Vec<ScalarValue>,
         client: &str,
     ) -> Result<Response<DoGetStream>, Status> {
-        let started = Instant::now();
-        let result = self.plan_and_run(sql, params).await;
-        let rows = result.as_ref().map_or(0, |(_, batches)| batches.iter().map(RecordBatch::num_rows).sum());
-        match result {
-            Ok((schema, batches)) => {
-                self.log(client, sql, rows, started, &Status::ok(""));
-                Ok(batch_stream(schema, batches))
+        let log = StatementLog::start(self.log_format, client, sql);
+        let started = async {
+            let permit = Arc::clone(&self.running)
+                .try_acquire_owned()
+                .map_err(|_| self.limits.too_many_statements())?;
+            let planned = statement::plan(&self.shared, sql, &self.limits).await?;
+            Ok((planned, permit))
+        };
+        match started.await {
+            Ok((planned, permit)) => {
+                let running = statement::start(planned, ParamValues::from(params), self.limits, permit, log)?;
+                Ok(batch_stream(running.schema, running.batches))
             }
             Err(status) => {
-                self.log(client, sql, 0, started, &status);
+                log.finish(0, Some(&status));
                 Err(status)
             }
         }
-    }
-
-    async fn plan_and_run(
-        &self,
-        sql: &str,
-        params: Vec<ScalarValue>,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
-        let _permit = Arc::clone(&self.running).try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "too many statements running: the concurrent statement limit is {} (--max-statements)",
-                self.limits.concurrent
-            ))
-        })?;
-        let planned = statement::plan(&self.shared, sql, &self.limits).await?;
-        statement::run(planned, ParamValues::from(params), self.limits).await
-    }
-
-    fn log(&self, client: &str, sql: &str, rows: usize, started: Instant, status: &Status) {
-        let outcome = match status.code() {
-            tonic::Code::Ok => "ok".to_string(),
-            code => format!("{code:?}: {}", status.message()),
-        };
-        let entry = StatementLog { client, sql, rows, elapsed: started.elapsed(), outcome: &outcome };
-        crate::log::statement(self.log_format, &entry);
     }
 
     /// The SQL and bound parameters of the prepared statement `handle`.
@@ -454,14 +436,17 @@ fn ipc_schema(schema: &Schema) -> Result<Vec<u8>, Status> {
 /// The rows of a catalog answer as a DoGet stream.
 fn one_batch<E: std::fmt::Display>(batch: Result<RecordBatch, E>) -> Result<Response<DoGetStream>, Status> {
     let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
-    Ok(batch_stream(batch.schema(), vec![batch]))
+    Ok(batch_stream(batch.schema(), futures::stream::iter([Ok(batch)]).boxed()))
 }
 
-/// `batches` (rows of `schema`) as a DoGet stream.
-fn batch_stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> Response<DoGetStream> {
+/// `batches` (rows of `schema`) as a DoGet stream, encoded as they come.
+fn batch_stream(
+    schema: SchemaRef,
+    batches: BoxStream<'static, Result<RecordBatch, Status>>,
+) -> Response<DoGetStream> {
     let data = FlightDataEncoderBuilder::new()
         .with_schema(schema)
-        .build(futures::stream::iter(batches.into_iter().map(Ok)))
+        .build(batches.map_err(|status| FlightError::Tonic(Box::new(status))))
         .map_err(Status::from);
     Response::new(data.boxed())
 }

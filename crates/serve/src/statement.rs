@@ -1,7 +1,8 @@
 //! One request's statement: its own session (a fresh DataFusion state and memory pool over
 //! the shared read-only engine, or a private engine when the request declares kernel
 //! tables), its plan under [`Policy::ReadOnly`], and its run on a thread of its own under
-//! the [`Limits`], so that a slow or failing statement never holds up another.
+//! the [`Limits`], so that a slow or failing statement never holds up another. Its batches
+//! stream to the client as they are made; the server holds only a few of them.
 //!
 //! A request's SQL is any number of `CREATE KERNEL TABLE` statements (they only read, and
 //! live for this request) followed by exactly one query.
@@ -12,19 +13,28 @@ use std::time::Duration;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use kql_declare::Statement as KqlStatement;
 use kql_engine::{Engine, Policy, Refused};
 use kql_tables::declared::Declarations;
 use kql_tables::target::Target;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tonic::Status;
+
+use crate::log::StatementLog;
 
 /// What one statement may use; each refusal names its limit.
 #[derive(Debug, Clone, Copy)]
@@ -66,10 +76,9 @@ pub async fn plan(shared: &Shared, sql: &str, limits: &Limits) -> Result<Planned
         }
         Arc::new(kql_tables::engine_with(&shared.target, &declarations).map_err(|e| status(&e))?)
     };
-    let runtime =
-        RuntimeEnvBuilder::new().with_memory_limit(limits.memory, 1.0).build_arc().map_err(|e| status(&e))?;
-    let state =
-        SessionStateBuilder::new_from_existing(engine.context().state()).with_runtime_env(runtime).build();
+    let state = SessionStateBuilder::new_from_existing(engine.context().state())
+        .with_runtime_env(limits.runtime()?)
+        .build();
     let context = SessionContext::new_with_state(state);
     let plan = context.state().statement_to_plan(query).await.map_err(|e| status(&e))?;
     Policy::ReadOnly.check(&plan, &|name| engine.is_kql_name(name)).map_err(|e| status(&e))?;
@@ -105,93 +114,185 @@ fn split(sql: &str) -> Result<(Vec<kql_declare::Declaration>, Statement), Status
     }
 }
 
-/// Runs `planned` with `params` bound on a thread of its own, within `limits`; dropped (a
-/// client gone, the timeout) it stops at the statement's next pause.
-pub async fn run(
+/// A started statement: the schema of its result and its batches as they are made; the
+/// stream ends with an error if the statement fails or passes a limit on the way.
+pub struct Running {
+    pub schema: SchemaRef,
+    pub batches: BoxStream<'static, Result<RecordBatch, Status>>,
+}
+
+/// Starts `planned` with `params` bound on a thread of its own, within `limits`, holding
+/// `permit` until it ends; `log` gets its line then. Batches are handed on as DataFusion
+/// makes them, at most [`IN_FLIGHT`] ahead of the client; the statement stops at its next
+/// pause once the client is gone or the timeout passed.
+pub fn start(
     planned: Planned,
     params: ParamValues,
     limits: Limits,
-) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
+    permit: OwnedSemaphorePermit,
+    log: StatementLog,
+) -> Result<Running, Status> {
     let Planned { context, plan } = planned;
     let plan = plan.with_param_values(params).map_err(|e| status(&e))?;
-    let (done, result) = tokio::sync::oneshot::channel();
-    let (_cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let deadline = tokio::time::Instant::now() + limits.timeout;
+    let (batches, received) = mpsc::channel(IN_FLIGHT);
+    let (ended, end) = oneshot::channel();
     std::thread::Builder::new()
         .name("kql statement".into())
         .spawn(move || {
-            let _ = done.send(run_here(context, plan, limits, cancelled));
+            let (rows, outcome) = run_here(context, plan, limits, deadline, batches);
+            log.finish(rows, outcome.as_ref().err());
+            drop(permit);
+            let _ = ended.send(outcome);
         })
         .map_err(|e| Status::resource_exhausted(format!("cannot start the statement's thread: {e}")))?;
-    match tokio::time::timeout(limits.timeout, result).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(Status::internal("the statement's thread died")),
-        Err(_) => Err(Status::deadline_exceeded(format!(
-            "the statement ran longer than the statement timeout ({} s, --statement-timeout)",
-            limits.timeout.as_secs_f64()
-        ))),
-    }
+    let received = futures::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|batch| (Ok(batch), received))
+    });
+    let end = futures::stream::once(end).filter_map(|outcome| async move {
+        match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(status)) => Some(Err(status)),
+            Err(_) => Some(Err(Status::internal("the statement's thread died"))),
+        }
+    });
+    Ok(Running { schema, batches: received.chain(end).boxed() })
 }
 
-/// Runs `plan` on a runtime of the calling thread until its end, a limit, or `cancelled`.
+/// Batches a statement makes ahead of its client: what the server holds of one result.
+const IN_FLIGHT: usize = 2;
+
+/// Runs `plan` on a runtime of the calling thread, handing its batches to `batches`, until
+/// its end, a limit, `deadline`, or the receiver gone: the rows handed on and the outcome.
 fn run_here(
     context: SessionContext,
     plan: LogicalPlan,
     limits: Limits,
-    cancelled: tokio::sync::oneshot::Receiver<()>,
-) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Status::internal(format!("cannot start the query runtime: {e}")))?;
-    runtime.block_on(async {
+    deadline: tokio::time::Instant,
+    batches: mpsc::Sender<RecordBatch>,
+) -> (usize, Result<(), Status>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return (0, Err(Status::internal(format!("cannot start the query runtime: {e}")))),
+    };
+    let mut rows = 0;
+    let outcome = runtime.block_on(async {
         tokio::select! {
-            result = collect(context, plan, limits) => result,
-            _ = cancelled => Err(Status::cancelled("statement cancelled")),
+            outcome = tokio::time::timeout_at(deadline, hand_on(context, plan, &limits, &batches, &mut rows)) =>
+                outcome.unwrap_or_else(|_| Err(limits.timed_out())),
+            () = batches.closed() => Err(Status::cancelled("the client went away")),
         }
-    })
+    });
+    (rows, outcome)
 }
 
-/// Every row of `plan`, refused as soon as it passes the row or byte limit.
-async fn collect(
+/// Hands each batch of `plan` to `batches`, counting `rows`; refused as soon as the result
+/// passes the row or byte limit.
+async fn hand_on(
     context: SessionContext,
     plan: LogicalPlan,
-    limits: Limits,
-) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
-    let frame = context.execute_logical_plan(plan).await.map_err(|e| status(&e))?;
-    let schema = Arc::clone(frame.schema().inner());
-    let mut stream = frame.execute_stream().await.map_err(|e| status(&e))?;
-    let (mut batches, mut rows, mut bytes) = (Vec::new(), 0, 0);
+    limits: &Limits,
+    batches: &mpsc::Sender<RecordBatch>,
+    rows: &mut usize,
+) -> Result<(), Status> {
+    let mut stream = stream_of(&context, plan).await.map_err(|e| limits.status(&e))?;
+    let mut bytes = 0;
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| status(&e))?;
-        rows += batch.num_rows();
+        let batch = batch.map_err(|e| limits.status(&e))?;
         bytes += batch.get_array_memory_size();
-        if rows > limits.rows {
-            return Err(Status::resource_exhausted(format!(
-                "the result has more rows than the row limit ({}, --max-rows)",
-                limits.rows
-            )));
+        if *rows + batch.num_rows() > limits.rows {
+            return Err(limits.too_many_rows());
         }
         if bytes > limits.bytes {
-            return Err(Status::resource_exhausted(format!(
-                "the result is larger than the byte limit ({} bytes, --max-bytes)",
-                limits.bytes
-            )));
+            return Err(limits.too_many_bytes());
         }
-        batches.push(batch);
+        *rows += batch.num_rows();
+        if batches.send(batch).await.is_err() {
+            return Err(Status::cancelled("the client went away"));
+        }
     }
-    Ok((schema, batches))
+    Ok(())
 }
 
-/// A DataFusion error as a Flight status: a refusal is `permission_denied`, an exhausted
-/// memory pool names the memory limit, anything else is the client's statement's fault.
-pub fn status(error: &DataFusionError) -> Status {
-    if let Some(refused) = Refused::find(error) {
-        return Status::permission_denied(refused.to_string());
+/// The batches of `plan`, every operator of its physical plan made cooperative: each batch
+/// any of them makes spends the task's budget, so that a join or aggregate that makes many
+/// batches before returning one still pauses, and the timeout and a gone client stop it.
+async fn stream_of(
+    context: &SessionContext,
+    plan: LogicalPlan,
+) -> Result<SendableRecordBatchStream, DataFusionError> {
+    let physical = context.state().create_physical_plan(&plan).await?;
+    let cooperative = physical
+        .transform_up(|node| {
+            Ok(Transformed::yes(Arc::new(CooperativeExec::new(node)) as Arc<dyn ExecutionPlan>))
+        })?
+        .data;
+    execute_stream(cooperative, context.task_ctx())
+}
+
+impl Limits {
+    /// A fresh DataFusion runtime for one statement: its memory pool bounded by the memory
+    /// limit, and no spill files (the server writes nothing), so a statement that needs more
+    /// memory is refused rather than spilled.
+    fn runtime(&self) -> Result<Arc<RuntimeEnv>, Status> {
+        RuntimeEnvBuilder::new()
+            .with_memory_limit(self.memory, 1.0)
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()
+            .map_err(|e| status(&e))
     }
-    match error.find_root() {
-        DataFusionError::ResourcesExhausted(detail) => Status::resource_exhausted(format!(
-            "the statement needs more memory than the memory limit (--max-memory): {detail}"
-        )),
-        root => Status::invalid_argument(root.to_string()),
+
+    /// A running statement's DataFusion error as a Flight status: an exhausted memory pool
+    /// names the memory limit.
+    fn status(&self, error: &DataFusionError) -> Status {
+        match error.find_root() {
+            DataFusionError::ResourcesExhausted(detail) => Status::resource_exhausted(format!(
+                "the statement needs more memory than the memory limit ({} bytes, --max-memory): {detail}",
+                self.memory
+            )),
+            _ => status(error),
+        }
+    }
+
+    /// The refusal of a statement while the concurrent statement limit is reached.
+    pub fn too_many_statements(&self) -> Status {
+        Status::resource_exhausted(format!(
+            "too many statements running: the concurrent statement limit is {} (--max-statements)",
+            self.concurrent
+        ))
+    }
+
+    /// The end of a statement that ran past the statement timeout.
+    fn timed_out(&self) -> Status {
+        Status::deadline_exceeded(format!(
+            "the statement ran longer than the statement timeout ({} s, --statement-timeout)",
+            self.timeout.as_secs_f64()
+        ))
+    }
+
+    /// The end of a result that passed the row limit.
+    fn too_many_rows(&self) -> Status {
+        Status::resource_exhausted(format!(
+            "the result has more rows than the row limit ({}, --max-rows)",
+            self.rows
+        ))
+    }
+
+    /// The end of a result that passed the byte limit.
+    fn too_many_bytes(&self) -> Status {
+        Status::resource_exhausted(format!(
+            "the result is larger than the byte limit ({} bytes, --max-bytes)",
+            self.bytes
+        ))
+    }
+}
+
+/// A DataFusion error as a Flight status: a refusal is `permission_denied`, anything else
+/// is the client's statement's fault.
+pub fn status(error: &DataFusionError) -> Status {
+    match Refused::find(error) {
+        Some(refused) => Status::permission_denied(refused.to_string()),
+        None => Status::invalid_argument(error.find_root().to_string()),
     }
 }
