@@ -84,6 +84,32 @@ impl Column {
         }
     }
 
+    /// Appends the integer `n` (a `_Bool` as 0 or 1), as [`Column::push`] would
+    /// `Value::Int(n)` but without building the `Value`.
+    #[inline]
+    pub fn push_int(&mut self, n: i128) -> Result<(), String> {
+        let fits = match &mut self.builder {
+            Builder::UInt16(b) => append(b, false, u16::try_from(n).ok()),
+            Builder::Int32(b) => append(b, false, i32::try_from(n).ok()),
+            Builder::UInt32(b) => append(b, false, u32::try_from(n).ok()),
+            Builder::Int64(b) => append(b, false, i64::try_from(n).ok()),
+            Builder::UInt64(b) => append(b, false, u64::try_from(n).ok()),
+            Builder::Timestamp(b) => append(b, false, i64::try_from(n).ok()),
+            Builder::Boolean(b) => {
+                b.append_value(n != 0);
+                true
+            }
+            Builder::Utf8(b) => {
+                b.append_value(n.to_string());
+                true
+            }
+        };
+        match fits {
+            true => Ok(()),
+            false => Err(format!("column {}: Int({n}) is not a {}", self.name, self.ty.sql_name())),
+        }
+    }
+
     /// The finished Arrow array.
     pub fn finish(self) -> ArrayRef {
         match self.builder {

@@ -334,14 +334,14 @@ fn ip_address(bytes: &[u8], format: BytesFormat) -> Option<String> {
 
 /// How many bytes hold an integer of `size` bytes, or the bit-field `bits` (shift, width).
 #[inline(always)]
-fn read_width(size: usize, bits: Option<(u32, u32)>) -> usize {
+pub(crate) fn read_width(size: usize, bits: Option<(u32, u32)>) -> usize {
     bits.map_or(size, |(shift, width)| (shift + width).div_ceil(8) as usize).min(16)
 }
 
 /// The little-endian integer of `size` bytes (or bit-field `bits`) at the start of `bytes`;
 /// `None` if `bytes` is too short.
 #[inline(always)]
-fn decode_int(bytes: &[u8], size: usize, signed: bool, bits: Option<(u32, u32)>) -> Option<i128> {
+pub(crate) fn decode_int(bytes: &[u8], size: usize, signed: bool, bits: Option<(u32, u32)>) -> Option<i128> {
     let whole = |n: u64| {
         let shift = 64 - 8 * size as u32;
         match signed {

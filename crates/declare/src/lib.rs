@@ -17,6 +17,7 @@ mod column;
 mod eval;
 mod memo;
 pub mod parser;
+mod reader;
 mod span;
 pub mod walk;
 

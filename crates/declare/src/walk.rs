@@ -26,6 +26,7 @@ use crate::ast::{BoundName, StepKind};
 use crate::bind::{Base, BoundColumn, BoundStep, Op, Place, Plan};
 use crate::column::Column;
 use crate::memo::Memo;
+use crate::reader::Reader;
 use crate::span::{ObjectSpan, Window};
 
 /// The most a scan may do before it stops with an error.
@@ -149,25 +150,24 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
     let mut columns: Vec<Column> =
         plan.output().iter().map(|(name, ty)| Column::new(name, *ty, found.len())).collect();
     let keys = KeyColumns::of(plan);
-    let others: Vec<_> = plan.columns.iter().filter(|c| !c.key).collect();
+    let others: Vec<Reader> = plan.columns.iter().filter(|c| !c.key).map(|c| Reader::of(&c.expr)).collect();
     let (key_positions, other_positions) = (plan.key_positions(), plan.other_positions());
     let address = columns.len() - 1;
     let mut misfits = Faults::default();
-    let mut put = |column: &mut Column, value: Value| {
-        if let Err(message) = column.push(value) {
+    let mut note = |pushed: std::result::Result<(), String>| {
+        if let Err(message) = pushed {
             misfits.add(&Error::new(ErrorKind::Other, message));
         }
     };
     for found in found {
         let Some((frame, key_values)) = scan.accepted(plan, found, &keys, wanted) else { continue };
         for (&column, value) in key_positions.iter().zip(key_values) {
-            put(&mut columns[column], value);
+            note(columns[column].push(value));
         }
-        for (&column, bound) in other_positions.iter().zip(&others) {
-            let value = scan.eval(&bound.expr, &frame);
-            put(&mut columns[column], value);
+        for (&column, reader) in other_positions.iter().zip(&others) {
+            note(scan.read_into(reader, &frame, &mut columns[column]));
         }
-        put(&mut columns[address], Value::Int(i128::from(frame.object)));
+        note(columns[address].push_int(i128::from(frame.object)));
     }
     let columns = columns.into_iter().map(Column::finish).collect();
     let mut warnings = scan.warnings(&plan.name);

@@ -17,6 +17,7 @@ mod net_devices;
 mod proc_fds;
 mod processes;
 pub mod queries;
+mod socket_keys;
 mod ss_address;
 mod ss_users;
 mod table;

@@ -7,7 +7,6 @@
 //! backlog (`send_q` is NULL), the bound device, the cookie and the cgroup. Addresses are
 //! rendered as `ss` renders them.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array, UInt32Array, UInt64Array};
@@ -24,6 +23,7 @@ use kql_sources::proc_net_inet;
 
 use crate::host_dump;
 use crate::kernel_walk;
+use crate::socket_keys::{self, SocketKeys};
 use crate::ss_address::ss_address;
 use crate::table::TableScan;
 use crate::target::{Binding, Target};
@@ -90,22 +90,16 @@ impl TableScan for TcpListeners {
     }
 
     fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
-        let wanted = request.keys.values::<u64>("netns");
+        let keys = SocketKeys::of(request);
         let mut warnings = Vec::new();
-        let mut rows = match binding.source.kind {
-            SourceKind::Drgn => kernel_listeners(target, binding, &mut warnings)?,
-            kind => {
-                warnings.extend(target.take_fallback_note());
-                host_listeners(target, kind, wanted.as_ref(), &mut warnings)?
-            }
-        };
-        let ports = request.keys.values::<u16>("local_port");
-        let inodes = request.keys.values::<u64>("inode");
-        rows.retain(|row| {
-            wanted.as_ref().is_none_or(|n| n.contains(&row.netns))
-                && ports.as_ref().is_none_or(|p| p.contains(&row.socket.local_port))
-                && inodes.as_ref().is_none_or(|i| i.contains(&row.socket.inode))
-        });
+        let mut rows = socket_keys::rows_from_source(
+            target,
+            binding,
+            &mut warnings,
+            |warnings| kernel_listeners(target, binding, warnings),
+            |kind, warnings| host_listeners(target, kind, &keys, warnings),
+        )?;
+        rows.retain(|row| keys.wants(row.netns, Some(row.socket.local_port), row.socket.inode));
         Ok(Scanned { batch: to_batch(&rows)?, warnings })
     }
 }
@@ -166,11 +160,11 @@ fn kernel_row(sk: ListeningSocket) -> Listener {
 fn host_listeners(
     target: &Target,
     kind: SourceKind,
-    wanted: Option<&HashSet<u64>>,
+    keys: &SocketKeys,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Listener>> {
     let procfs = "/proc/net/tcp{,6} instead, which has no backlog (send_q is NULL)";
-    let wants = |netns| wanted.is_none_or(|w| w.contains(&netns));
+    let wants = |netns| keys.wants_netns(netns);
     host_dump::each_namespace("tcp_listeners", target, kind, wants, procfs, warnings, dump_namespace)
 }
 

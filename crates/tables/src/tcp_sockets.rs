@@ -18,7 +18,7 @@
 //! the namespaces dumped, `state` the states asked of netlink and procfs, and all four drop
 //! rows before the batch is built.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -39,6 +39,7 @@ use kql_sources::proc_net_inet;
 
 use crate::host_dump;
 use crate::kernel_walk;
+use crate::socket_keys::{self, SocketKeys};
 use crate::ss_address::ss_address;
 use crate::table::TableScan;
 use crate::target::{Binding, Target};
@@ -200,24 +201,22 @@ impl TableScan for TcpSockets {
     fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
         let filter = Filter::of(request);
         let mut warnings = Vec::new();
-        let rows = match binding.source.kind {
-            SourceKind::Drgn => kernel_sockets(target, binding, &filter, &mut warnings)?,
-            kind => {
-                warnings.extend(target.take_fallback_note());
-                host_sockets(target, kind, &filter, &mut warnings)?
-            }
-        };
+        let rows = socket_keys::rows_from_source(
+            target,
+            binding,
+            &mut warnings,
+            |warnings| kernel_sockets(target, binding, &filter, warnings),
+            |kind, warnings| host_sockets(target, kind, &filter, warnings),
+        )?;
         Ok(Scanned { batch: to_batch(&rows)?, warnings })
     }
 }
 
 /// What the key constraints of a scan allow.
 struct Filter {
-    netns: Option<HashSet<u64>>,
+    keys: SocketKeys,
     /// Allowed states as a mask of `1 << state`; every state when unconstrained.
     states: u32,
-    ports: Option<HashSet<u16>>,
-    inodes: Option<HashSet<u64>>,
 }
 
 impl Filter {
@@ -230,23 +229,11 @@ impl Filter {
                 .filter_map(|name| (1..=12u8).find(|&state| state_name(state) == name))
                 .fold(0, |mask, state| mask | 1 << state),
         };
-        Filter {
-            netns: request.keys.values("netns"),
-            states,
-            ports: request.keys.values("local_port"),
-            inodes: request.keys.values("inode"),
-        }
-    }
-
-    fn wants_netns(&self, netns: u64) -> bool {
-        self.netns.as_ref().is_none_or(|n| n.contains(&netns))
+        Filter { keys: SocketKeys::of(request), states }
     }
 
     fn wants(&self, row: &Row) -> bool {
-        self.wants_netns(row.netns)
-            && self.states & (1 << row.state) != 0
-            && self.ports.as_ref().is_none_or(|p| p.contains(&row.local_port))
-            && self.inodes.as_ref().is_none_or(|i| i.contains(&row.inode))
+        self.states & (1 << row.state) != 0 && self.keys.wants(row.netns, Some(row.local_port), row.inode)
     }
 }
 
@@ -403,7 +390,7 @@ fn host_sockets(
         "tcp_sockets",
         target,
         kind,
-        |netns| filter.wants_netns(netns),
+        |netns| filter.keys.wants_netns(netns),
         procfs,
         warnings,
         dump,

@@ -8,7 +8,6 @@
 //! cgroup, `IPV6_V6ONLY` and the socket memory (NULL), but has the drops. Addresses are
 //! rendered as `ss` renders them; the state is `UNCONN` or, once connected, `ESTAB`.
 
-use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 
@@ -27,6 +26,7 @@ use kql_sources::proc_net_inet;
 
 use crate::host_dump;
 use crate::kernel_walk;
+use crate::socket_keys::{self, SocketKeys};
 use crate::ss_address::ss_address;
 use crate::table::TableScan;
 use crate::target::{Binding, Target};
@@ -120,22 +120,16 @@ impl TableScan for UdpSockets {
     }
 
     fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
-        let wanted = request.keys.values::<u64>("netns");
+        let keys = SocketKeys::of(request);
         let mut warnings = Vec::new();
-        let mut rows = match binding.source.kind {
-            SourceKind::Drgn => kernel_sockets(target, binding, &mut warnings)?,
-            kind => {
-                warnings.extend(target.take_fallback_note());
-                host_sockets(target, kind, wanted.as_ref(), &mut warnings)?
-            }
-        };
-        let ports = request.keys.values::<u16>("local_port");
-        let inodes = request.keys.values::<u64>("inode");
-        rows.retain(|row| {
-            wanted.as_ref().is_none_or(|n| n.contains(&row.netns))
-                && ports.as_ref().is_none_or(|p| p.contains(&row.socket.local_port))
-                && inodes.as_ref().is_none_or(|i| i.contains(&row.socket.inode))
-        });
+        let mut rows = socket_keys::rows_from_source(
+            target,
+            binding,
+            &mut warnings,
+            |warnings| kernel_sockets(target, binding, warnings),
+            |kind, warnings| host_sockets(target, kind, &keys, warnings),
+        )?;
+        rows.retain(|row| keys.wants(row.netns, Some(row.socket.local_port), row.socket.inode));
         Ok(Scanned { batch: to_batch(&rows)?, warnings })
     }
 }
@@ -205,12 +199,12 @@ fn kernel_row(sk: UdpSocket) -> Row {
 fn host_sockets(
     target: &Target,
     kind: SourceKind,
-    wanted: Option<&HashSet<u64>>,
+    keys: &SocketKeys,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Row>> {
     let procfs =
         "/proc/net/udp{,6} instead, which has no bound device, cookie, cgroup or socket memory (NULL)";
-    let wants = |netns| wanted.is_none_or(|w| w.contains(&netns));
+    let wants = |netns| keys.wants_netns(netns);
     host_dump::each_namespace("udp_sockets", target, kind, wants, procfs, warnings, dump_namespace)
 }
 

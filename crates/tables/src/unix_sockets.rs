@@ -8,7 +8,6 @@
 //! server side of a connection not yet accepted (it has no inode, and `unix_diag` skips it;
 //! the listener's `recv_q` counts it). States and names are as `ss -x` prints them.
 
-use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 
@@ -25,6 +24,7 @@ use kql_sources::{proc_net_unix, unix_diag};
 
 use crate::host_dump;
 use crate::kernel_walk;
+use crate::socket_keys::{self, SocketKeys};
 use crate::table::TableScan;
 use crate::target::{Binding, Target};
 
@@ -91,20 +91,16 @@ impl TableScan for UnixSockets {
     }
 
     fn scan(target: &Target, binding: &Binding, request: &ScanRequest) -> Result<Scanned> {
-        let wanted = request.keys.values::<u64>("netns");
+        let keys = SocketKeys::of(request);
         let mut warnings = Vec::new();
-        let mut rows = match binding.source.kind {
-            SourceKind::Drgn => kernel_sockets(target, binding, &mut warnings)?,
-            kind => {
-                warnings.extend(target.take_fallback_note());
-                host_sockets(target, kind, wanted.as_ref(), &mut warnings)?
-            }
-        };
-        let inodes = request.keys.values::<u64>("inode");
-        rows.retain(|row| {
-            wanted.as_ref().is_none_or(|n| n.contains(&row.netns))
-                && inodes.as_ref().is_none_or(|i| i.contains(&row.socket.inode))
-        });
+        let mut rows = socket_keys::rows_from_source(
+            target,
+            binding,
+            &mut warnings,
+            |warnings| kernel_sockets(target, binding, warnings),
+            |kind, warnings| host_sockets(target, kind, &keys, warnings),
+        )?;
+        rows.retain(|row| keys.wants(row.netns, None, row.socket.inode));
         Ok(Scanned { batch: to_batch(&rows)?, warnings })
     }
 }
@@ -150,11 +146,11 @@ fn kernel_sockets(target: &Target, binding: &Binding, warnings: &mut Vec<String>
 fn host_sockets(
     target: &Target,
     kind: SourceKind,
-    wanted: Option<&HashSet<u64>>,
+    keys: &SocketKeys,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Row>> {
     let procfs = "/proc/net/unix instead, which has no queues, peer, uid or cookie (NULL)";
-    let wants = |netns| wanted.is_none_or(|w| w.contains(&netns));
+    let wants = |netns| keys.wants_netns(netns);
     host_dump::each_namespace("unix_sockets", target, kind, wants, procfs, warnings, dump_namespace)
 }
 

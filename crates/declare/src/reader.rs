@@ -1,0 +1,68 @@
+//! A column's expression compiled once per scan for the row loop: a number member of the row
+//! object (no pointer hop) is decoded from the fetched window straight into the column's
+//! builder, without the general evaluator's dispatch and `Value`s; anything else, or a
+//! member the window does not hold, is evaluated.
+
+use crate::bind::{BExpr, Base, Op, Scalar};
+use crate::column::Column;
+use crate::eval::{decode_int, read_width};
+use crate::walk::{Frame, Scan};
+
+/// How one column's value is computed for a row.
+pub(crate) struct Reader<'p> {
+    expr: &'p BExpr,
+    /// When `expr` is an integer, `_Bool` or pointer member of the row object: where.
+    member: Option<Member>,
+}
+
+/// A number member `offset` bytes into the row object.
+#[derive(Clone, Copy)]
+struct Member {
+    offset: i64,
+    size: usize,
+    signed: bool,
+    bits: Option<(u32, u32)>,
+}
+
+impl<'p> Reader<'p> {
+    pub fn of(expr: &'p BExpr) -> Reader<'p> {
+        Reader { expr, member: member(expr) }
+    }
+}
+
+fn member(expr: &BExpr) -> Option<Member> {
+    let BExpr::Read(place, scalar) = expr else { return None };
+    let offset = match (place.base, place.ops.as_slice()) {
+        (Base::Object, []) => 0,
+        (Base::Object, [Op::Add(n)]) => *n,
+        _ => return None,
+    };
+    match *scalar {
+        Scalar::Int { size, signed, bits } => Some(Member { offset, size, signed, bits }),
+        Scalar::Bool { bits } => Some(Member { offset, size: 1, signed: false, bits }),
+        Scalar::Pointer => Some(Member { offset, size: 8, signed: false, bits: None }),
+        Scalar::Chars(_) | Scalar::CharPointer(_) => None,
+    }
+}
+
+impl Scan<'_, '_> {
+    /// Appends `reader`'s value for `frame`'s object to `column`; `Err` says why a value
+    /// became NULL when it did not fit the column's type.
+    #[inline]
+    pub(crate) fn read_into(
+        &mut self,
+        reader: &Reader,
+        frame: &Frame,
+        column: &mut Column,
+    ) -> Result<(), String> {
+        if let Some(Member { offset, size, signed, bits }) = reader.member {
+            let address = frame.object.wrapping_add_signed(offset);
+            let bytes = self.in_window(address, read_width(size, bits));
+            if let Some(n) = bytes.and_then(|bytes| decode_int(bytes, size, signed, bits)) {
+                return column.push_int(n);
+            }
+        }
+        let value = self.eval(reader.expr, frame);
+        column.push(value)
+    }
+}
