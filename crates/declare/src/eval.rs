@@ -10,6 +10,7 @@ use kql_kernel::fs::{self, FileWalker};
 
 use crate::ast::BinOp;
 use crate::bind::{BExpr, Base, BytesFormat, Op, Place, RustPath, Scalar};
+use crate::reader::Member;
 use crate::walk::{Frame, Scan, Value};
 
 impl Scan<'_, '_> {
@@ -176,21 +177,10 @@ impl Scan<'_, '_> {
     /// the window holds it.
     #[inline(always)]
     fn member_in_window(&self, place: &Place, scalar: Scalar, frame: &Frame) -> Option<Value> {
-        let offset = match (place.base, place.ops.as_slice()) {
-            (Base::Object, []) => 0,
-            (Base::Object, [Op::Add(n)]) => *n,
-            _ => return None,
-        };
-        let address = frame.object.wrapping_add_signed(offset);
+        let n = self.member_int(Member::of(place, scalar)?, frame)?;
         Some(match scalar {
-            Scalar::Int { size, signed, bits } => {
-                Value::Int(decode_int(self.in_window(address, read_width(size, bits))?, size, signed, bits)?)
-            }
-            Scalar::Bool { bits } => {
-                Value::Bool(decode_int(self.in_window(address, read_width(1, bits))?, 1, false, bits)? != 0)
-            }
-            Scalar::Pointer => Value::Int(decode_int(self.in_window(address, 8)?, 8, false, None)?),
-            Scalar::Chars(_) | Scalar::CharPointer(_) => return None,
+            Scalar::Bool { .. } => Value::Bool(n != 0),
+            _ => Value::Int(n),
         })
     }
 

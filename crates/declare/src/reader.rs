@@ -3,7 +3,7 @@
 //! builder, without the general evaluator's dispatch and `Value`s; anything else, or a
 //! member the window does not hold, is evaluated.
 
-use crate::bind::{BExpr, Base, Op, Scalar};
+use crate::bind::{BExpr, Base, Op, Place, Scalar};
 use crate::column::Column;
 use crate::eval::{decode_int, read_width};
 use crate::walk::{Frame, Scan};
@@ -17,7 +17,7 @@ pub(crate) struct Reader<'p> {
 
 /// A number member `offset` bytes into the row object.
 #[derive(Clone, Copy)]
-struct Member {
+pub(crate) struct Member {
     offset: i64,
     size: usize,
     signed: bool,
@@ -26,22 +26,29 @@ struct Member {
 
 impl<'p> Reader<'p> {
     pub fn of(expr: &'p BExpr) -> Reader<'p> {
-        Reader { expr, member: member(expr) }
+        let member = match expr {
+            BExpr::Read(place, scalar) => Member::of(place, *scalar),
+            _ => None,
+        };
+        Reader { expr, member }
     }
 }
 
-fn member(expr: &BExpr) -> Option<Member> {
-    let BExpr::Read(place, scalar) = expr else { return None };
-    let offset = match (place.base, place.ops.as_slice()) {
-        (Base::Object, []) => 0,
-        (Base::Object, [Op::Add(n)]) => *n,
-        _ => return None,
-    };
-    match *scalar {
-        Scalar::Int { size, signed, bits } => Some(Member { offset, size, signed, bits }),
-        Scalar::Bool { bits } => Some(Member { offset, size: 1, signed: false, bits }),
-        Scalar::Pointer => Some(Member { offset, size: 8, signed: false, bits: None }),
-        Scalar::Chars(_) | Scalar::CharPointer(_) => None,
+impl Member {
+    /// The member `place` names when it is a number in the row object itself (no hop).
+    #[inline(always)]
+    pub fn of(place: &Place, scalar: Scalar) -> Option<Member> {
+        let offset = match (place.base, place.ops.as_slice()) {
+            (Base::Object, []) => 0,
+            (Base::Object, [Op::Add(n)]) => *n,
+            _ => return None,
+        };
+        match scalar {
+            Scalar::Int { size, signed, bits } => Some(Member { offset, size, signed, bits }),
+            Scalar::Bool { bits } => Some(Member { offset, size: 1, signed: false, bits }),
+            Scalar::Pointer => Some(Member { offset, size: 8, signed: false, bits: None }),
+            Scalar::Chars(_) | Scalar::CharPointer(_) => None,
+        }
     }
 }
 
@@ -55,14 +62,18 @@ impl Scan<'_, '_> {
         frame: &Frame,
         column: &mut Column,
     ) -> Result<(), String> {
-        if let Some(Member { offset, size, signed, bits }) = reader.member {
-            let address = frame.object.wrapping_add_signed(offset);
-            let bytes = self.in_window(address, read_width(size, bits));
-            if let Some(n) = bytes.and_then(|bytes| decode_int(bytes, size, signed, bits)) {
-                return column.push_int(n);
-            }
+        if let Some(n) = reader.member.and_then(|member| self.member_int(member, frame)) {
+            return column.push_int(n);
         }
         let value = self.eval(reader.expr, frame);
         column.push(value)
+    }
+
+    /// `member` of `frame`'s object decoded from the window, if the window holds it.
+    #[inline(always)]
+    pub(crate) fn member_int(&self, member: Member, frame: &Frame) -> Option<i128> {
+        let Member { offset, size, signed, bits } = member;
+        let bytes = self.in_window(frame.object.wrapping_add_signed(offset), read_width(size, bits))?;
+        decode_int(bytes, size, signed, bits)
     }
 }
