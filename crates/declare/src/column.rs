@@ -110,6 +110,18 @@ impl Column {
         }
     }
 
+    /// Appends `text`, as [`Column::push`] would `Value::Text`, without owning it.
+    #[inline]
+    pub fn push_text(&mut self, text: &str) -> Result<(), String> {
+        match &mut self.builder {
+            Builder::Utf8(b) => {
+                b.append_value(text);
+                Ok(())
+            }
+            _ => self.push(Value::Text(text.to_string())),
+        }
+    }
+
     /// The finished Arrow array.
     pub fn finish(self) -> ArrayRef {
         match self.builder {
@@ -126,6 +138,7 @@ impl Column {
 }
 
 /// Appends `fitted`, or NULL; false when a value that is not NULL did not fit.
+#[inline(always)]
 fn append<T: datafusion::arrow::datatypes::ArrowPrimitiveType>(
     builder: &mut datafusion::arrow::array::PrimitiveBuilder<T>,
     null: bool,

@@ -17,18 +17,10 @@ impl Scan<'_, '_> {
     /// The value of `expr` for the object of `frame`.
     #[inline(always)]
     pub(crate) fn eval(&mut self, expr: &BExpr, frame: &Frame) -> Value {
-        match expr {
-            BExpr::Read(place, scalar) => {
-                if let Some(value) = self.member_in_window(place, *scalar, frame) {
-                    return value;
-                }
-            }
-            BExpr::Binary(..) => {
-                if let Some(n) = self.int_in_window(expr, frame) {
-                    return Value::Int(n);
-                }
-            }
-            _ => {}
+        if let BExpr::Read(place, scalar) = expr
+            && let Some(value) = self.member_in_window(place, *scalar, frame)
+        {
+            return value;
         }
         match self.try_eval(expr, frame) {
             Ok(value) => value,
@@ -52,7 +44,7 @@ impl Scan<'_, '_> {
             BExpr::Bound(name) => self.bound(*name, frame),
             BExpr::Binary(left, op, right) => {
                 match (self.try_eval(left, frame)?, self.try_eval(right, frame)?) {
-                    (Value::Int(a), Value::Int(b)) => arithmetic(a, *op, b),
+                    (Value::Int(a), Value::Int(b)) => arithmetic(a, *op, b).map_or(Value::Null, Value::Int),
                     _ => Value::Null,
                 }
             }
@@ -63,7 +55,7 @@ impl Scan<'_, '_> {
     /// `place`'s value when it is not a member in the window. A path that starts with a
     /// pointer of the row object (`sk->sk_net->ns.inum`) leads to the same value from the same
     /// pointer, so that value is kept for the scan, keyed by the place and the pointer.
-    fn read_through(&mut self, place: &Place, scalar: Scalar, frame: &Frame) -> Result<Value> {
+    pub(crate) fn read_through(&mut self, place: &Place, scalar: Scalar, frame: &Frame) -> Result<Value> {
         let Some((first, rest)) = pointer_first(place) else {
             return Ok(match self.resolve(place, frame)? {
                 Some(address) => self.read_scalar(address, scalar)?,
@@ -115,7 +107,9 @@ impl Scan<'_, '_> {
             BExpr::Bytes(place, len, format) => match self.resolve(place, frame)? {
                 Some(address) => {
                     self.bytes += *len as u64;
-                    Value::Text(format_bytes(&self.fetch(address, *len)?, *format))
+                    let mut text = String::new();
+                    format_bytes(&self.fetch(address, *len)?, *format, &mut text);
+                    Value::Text(text)
                 }
                 None => Value::Null,
             },
@@ -184,27 +178,6 @@ impl Scan<'_, '_> {
         })
     }
 
-    /// Arithmetic over constants and integer members in the window, without `Value`s; `None`
-    /// sends the expression down the general path (which also gives NULL where it must).
-    fn int_in_window(&self, expr: &BExpr, frame: &Frame) -> Option<i128> {
-        match expr {
-            BExpr::Const(n) => Some(*n),
-            BExpr::Read(place, scalar @ (Scalar::Int { .. } | Scalar::Pointer)) => {
-                match self.member_in_window(place, *scalar, frame)? {
-                    Value::Int(n) => Some(n),
-                    _ => None,
-                }
-            }
-            BExpr::Binary(left, op, right) => {
-                match arithmetic(self.int_in_window(left, frame)?, *op, self.int_in_window(right, frame)?) {
-                    Value::Int(n) => Some(n),
-                    _ => None,
-                }
-            }
-            _ => None,
-        }
-    }
-
     fn read_int(
         &mut self,
         address: u64,
@@ -269,15 +242,17 @@ impl Scan<'_, '_> {
     }
 }
 
-fn arithmetic(a: i128, op: BinOp, b: i128) -> Value {
-    let shift = |b: i128| u32::try_from(b).ok().filter(|&s| s < 127);
-    Value::Int(match op {
+/// `a op b`; `None` (NULL) for a shift by a negative or too large count.
+#[inline]
+pub(crate) fn arithmetic(a: i128, op: BinOp, b: i128) -> Option<i128> {
+    let shift = || u32::try_from(b).ok().filter(|&s| s < 127);
+    Some(match op {
         BinOp::Add => a.wrapping_add(b),
         BinOp::Sub => a.wrapping_sub(b),
         BinOp::Mul => a.wrapping_mul(b),
         BinOp::And => a & b,
-        BinOp::Shl => return shift(b).map_or(Value::Null, |s| Value::Int(a.wrapping_shl(s))),
-        BinOp::Shr => return shift(b).map_or(Value::Null, |s| Value::Int(a >> s)),
+        BinOp::Shl => a.wrapping_shl(shift()?),
+        BinOp::Shr => a >> shift()?,
     })
 }
 
@@ -297,29 +272,45 @@ fn flag_names(value: u64, names: &[(u64, String)]) -> String {
     parts.join("|")
 }
 
-fn format_bytes(bytes: &[u8], format: BytesFormat) -> String {
+/// Appends `bytes` as `format` prints them to `text`.
+pub(crate) fn format_bytes(bytes: &[u8], format: BytesFormat, text: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    if let Some(address) = ip_address(bytes, format) {
-        return address;
+    if write_ip_address(bytes, format, text) {
+        return;
     }
-    let mut text = String::with_capacity(bytes.len() * 3);
-    for (i, byte) in bytes.iter().enumerate() {
-        if format == BytesFormat::Mac && i > 0 {
-            text.push(':');
+    let separator = format == BytesFormat::Mac;
+    let mut first = true;
+    // Printed in chunks through a buffer: ASCII only, so each chunk is valid UTF-8.
+    for chunk in bytes.chunks(32) {
+        let mut printed = [0u8; 32 * 3];
+        let mut len = 0;
+        for &byte in chunk {
+            if separator && !std::mem::take(&mut first) {
+                printed[len] = b':';
+                len += 1;
+            }
+            printed[len] = DIGITS[usize::from(byte >> 4)];
+            printed[len + 1] = DIGITS[usize::from(byte & 15)];
+            len += 2;
         }
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 15)]));
+        text.push_str(std::str::from_utf8(&printed[..len]).expect("hex digits are ASCII"));
     }
-    text
 }
 
-/// `ipv4()`'s and `ipv6()`'s text: dotted IPv4, compressed IPv6 (RFC 5952, as `ip` prints it).
-fn ip_address(bytes: &[u8], format: BytesFormat) -> Option<String> {
-    match format {
-        BytesFormat::Ipv4 => Some(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string()),
-        BytesFormat::Ipv6 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).to_string()),
-        BytesFormat::Hex | BytesFormat::Mac => None,
-    }
+/// `ipv4()`'s and `ipv6()`'s text: dotted IPv4, compressed IPv6 (RFC 5952, as `ip` prints
+/// it), appended to `text`; false for the other formats or a wrong length.
+fn write_ip_address(bytes: &[u8], format: BytesFormat, text: &mut String) -> bool {
+    use std::fmt::Write;
+    let written = match format {
+        BytesFormat::Ipv4 => {
+            <[u8; 4]>::try_from(bytes).map(|b| write!(text, "{}", std::net::Ipv4Addr::from(b)))
+        }
+        BytesFormat::Ipv6 => {
+            <[u8; 16]>::try_from(bytes).map(|b| write!(text, "{}", std::net::Ipv6Addr::from(b)))
+        }
+        BytesFormat::Hex | BytesFormat::Mac => return false,
+    };
+    written.is_ok_and(|w| w.is_ok())
 }
 
 /// How many bytes hold an integer of `size` bytes, or the bit-field `bits` (shift, width).
@@ -366,10 +357,51 @@ pub(crate) fn decode_int(bytes: &[u8], size: usize, signed: bool, bits: Option<(
 
 /// For an object-based `place` that starts by following a pointer member: the member's
 /// offset and the hops after it.
-fn pointer_first(place: &Place) -> Option<(i64, &[Op])> {
+pub(crate) fn pointer_first(place: &Place) -> Option<(i64, &[Op])> {
     match (place.base, place.ops.as_slice()) {
         (Base::Object, [Op::Deref, rest @ ..]) => Some((0, rest)),
         (Base::Object, [Op::Add(n), Op::Deref, rest @ ..]) => Some((*n, rest)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed(bytes: &[u8], format: BytesFormat) -> String {
+        let mut text = String::new();
+        format_bytes(bytes, format, &mut text);
+        text
+    }
+
+    #[test]
+    fn bytes_print_as_hex_mac_and_addresses() {
+        assert_eq!(printed(&[0x00, 0xab, 0x0f], BytesFormat::Hex), "00ab0f");
+        assert_eq!(printed(&[0x52, 0x54, 0x00, 0x12, 0x34, 0x56], BytesFormat::Mac), "52:54:00:12:34:56");
+        assert_eq!(printed(&[127, 0, 0, 1], BytesFormat::Ipv4), "127.0.0.1");
+        let mut v6 = [0u8; 16];
+        v6[15] = 1;
+        assert_eq!(printed(&v6, BytesFormat::Ipv6), "::1");
+        assert_eq!(printed(&[], BytesFormat::Hex), "");
+    }
+
+    #[test]
+    fn long_byte_runs_print_whole_across_chunks() {
+        let bytes: Vec<u8> = (0..70).collect();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(printed(&bytes, BytesFormat::Hex), hex);
+        let mac: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(printed(&bytes, BytesFormat::Mac), mac.join(":"));
+        // An address of the wrong length prints as hex.
+        assert_eq!(printed(&[1, 2, 3], BytesFormat::Ipv4), "010203");
+    }
+
+    #[test]
+    fn shifts_out_of_range_are_null() {
+        assert_eq!(arithmetic(0x1234, BinOp::Shr, 8), Some(0x12));
+        assert_eq!(arithmetic(1, BinOp::Shl, 127), None);
+        assert_eq!(arithmetic(1, BinOp::Shl, -1), None);
+        assert_eq!(arithmetic(((0x34 & 0xff) << 8) + (0x1234 >> 8), BinOp::Add, 0), Some(0x3412));
     }
 }

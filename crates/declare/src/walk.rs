@@ -150,7 +150,8 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
     let mut columns: Vec<Column> =
         plan.output().iter().map(|(name, ty)| Column::new(name, *ty, found.len())).collect();
     let keys = KeyColumns::of(plan);
-    let others: Vec<Reader> = plan.columns.iter().filter(|c| !c.key).map(|c| Reader::of(&c.expr)).collect();
+    let mut others: Vec<Reader> =
+        plan.columns.iter().filter(|c| !c.key).map(|c| Reader::of(&c.expr)).collect();
     let (key_positions, other_positions) = (plan.key_positions(), plan.other_positions());
     let address = columns.len() - 1;
     let mut misfits = Faults::default();
@@ -164,7 +165,7 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
         for (&column, value) in key_positions.iter().zip(key_values) {
             note(columns[column].push(value));
         }
-        for (&column, reader) in other_positions.iter().zip(&others) {
+        for (&column, reader) in other_positions.iter().zip(&mut others) {
             note(scan.read_into(reader, &frame, &mut columns[column]));
         }
         note(columns[address].push_int(i128::from(frame.object)));
