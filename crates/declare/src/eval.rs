@@ -398,6 +398,19 @@ mod tests {
     }
 
     #[test]
+    fn integers_and_bit_fields_decode_little_endian_with_their_sign() {
+        assert_eq!(decode_int(&[0xfe, 0xff], 2, true, None), Some(-2));
+        assert_eq!(decode_int(&[0xfe, 0xff], 2, false, None), Some(0xfffe));
+        // A 4-bit field at bit 6, crossing into the second byte: 0b1011.
+        let field = Some((6, 4));
+        assert_eq!(decode_int(&[0b1100_0000, 0b0000_0010], 4, false, field), Some(0b1011));
+        assert_eq!(decode_int(&[0b1100_0000, 0b0000_0010], 4, true, field), Some(-5));
+        assert_eq!(decode_int(&[0xff; 16], 16, false, None), Some(u128::MAX as i128));
+        assert_eq!(decode_int(&[0x01], 4, false, None), None, "too short");
+        assert_eq!(decode_int(&[0x01], 4, false, field), None, "too short for the field");
+    }
+
+    #[test]
     fn shifts_out_of_range_are_null() {
         assert_eq!(arithmetic(0x1234, BinOp::Shr, 8), Some(0x12));
         assert_eq!(arithmetic(1, BinOp::Shl, 127), None);
