@@ -141,14 +141,16 @@ impl Faults {
     }
 }
 
+/// Rows each column's builder makes room for before it grows.
+const ROWS_AHEAD: usize = 1024;
+
 /// Runs `plan` over the kernel `types` sees: every row whose key columns can match `wanted`.
-/// Each object is fetched once: its keys decide whether it is a row, then the other
-/// columns are read from the same window.
+/// Each object is fetched once, as soon as the walk reaches it: its keys decide whether it
+/// is a row, then the other columns are read from the same window.
 pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Result<Scanned> {
     let mut scan = Scan::new(types, budget);
-    let found = scan.found(plan, wanted)?;
     let mut columns: Vec<Column> =
-        plan.output().iter().map(|(name, ty)| Column::new(name, *ty, found.len())).collect();
+        plan.output().iter().map(|(name, ty)| Column::new(name, *ty, ROWS_AHEAD)).collect();
     let keys = KeyColumns::of(plan);
     let mut others: Vec<Reader> =
         plan.columns.iter().filter(|c| !c.key).map(|c| Reader::of(&c.expr)).collect();
@@ -160,8 +162,8 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
             misfits.add(&Error::new(ErrorKind::Other, message));
         }
     };
-    for found in found {
-        let Some((frame, key_values)) = scan.accepted(plan, found, &keys, wanted) else { continue };
+    scan.each_found(plan, wanted, |scan, found| {
+        let Some((frame, key_values)) = scan.accepted(plan, found, &keys, wanted) else { return };
         for (&column, value) in key_positions.iter().zip(key_values) {
             note(columns[column].push(value));
         }
@@ -169,7 +171,7 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
             note(scan.read_into(reader, &frame, &mut columns[column]));
         }
         note(columns[address].push_int(i128::from(frame.object)));
-    }
+    })?;
     let columns = columns.into_iter().map(Column::finish).collect();
     let mut warnings = scan.warnings(&plan.name);
     if let Some(first) = misfits.first {
@@ -334,9 +336,10 @@ impl<'a, 'k> Scan<'a, 'k> {
     /// Rows of `plan` that can match `wanted`: each object with its key values (inherited
     /// ones first).
     fn rows(&mut self, plan: &Plan, wanted: &Wanted) -> Result<Vec<(Frame, Vec<Value>)>> {
-        let found = self.found(plan, wanted)?;
         let keys = KeyColumns::of(plan);
-        Ok(found.into_iter().filter_map(|found| self.accepted(plan, found, &keys, wanted)).collect())
+        let mut rows = Vec::new();
+        self.each_found(plan, wanted, |scan, found| rows.extend(scan.accepted(plan, found, &keys, wanted)))?;
+        Ok(rows)
     }
 
     /// `found` as a row with its key values, with its object fetched as the window; `None`
@@ -360,8 +363,13 @@ impl<'a, 'k> Scan<'a, 'k> {
         checks.all(|((name, ty), value)| allowed(wanted, name, *ty, value)).then_some((frame, inherited))
     }
 
-    /// The objects of `plan`'s walk, from each of its parent's rows.
-    fn found(&mut self, plan: &Plan, wanted: &Wanted) -> Result<Vec<Found>> {
+    /// Calls `visit` with each object of `plan`'s walk, from each of its parent's rows.
+    fn each_found(
+        &mut self,
+        plan: &Plan,
+        wanted: &Wanted,
+        mut visit: impl FnMut(&mut Self, Found),
+    ) -> Result<()> {
         let starts = match &plan.parent {
             None => vec![Found { frame: Frame::default(), inherited: Vec::new() }],
             Some(parent) => self
@@ -379,42 +387,67 @@ impl<'a, 'k> Scan<'a, 'k> {
                 .filter_map(|v| if let Value::Int(n) = v { u64::try_from(*n).ok() } else { None })
                 .collect::<HashSet<u64>>()
         });
-        let mut found = Vec::new();
         for start in starts {
-            for frame in self.expand(&plan.steps, start.frame, indexes.as_ref())? {
-                found.push(Found { frame, inherited: start.inherited.clone() });
-            }
+            let inherited = &start.inherited;
+            self.expand(&plan.steps, start.frame, indexes.as_ref(), |scan, frame| {
+                visit(scan, Found { frame, inherited: inherited.clone() })
+            })?;
         }
-        Ok(found)
+        Ok(())
     }
 
-    /// Every object the steps reach from `start`; the last step that binds `@index` looks
-    /// up `indexes` directly when given.
+    /// Calls `visit` with every object the steps reach from `start`, in walk order; the last
+    /// step that binds `@index` looks up `indexes` directly when given. The steps before the
+    /// last are taken breadth first; the objects of the last are visited a few at a time, as
+    /// each of its containers is walked (a bucket's chain, a list), so that a row is read
+    /// while its object is still in the caches, as the hand-written walks do.
     fn expand(
         &mut self,
         steps: &[BoundStep],
         start: Frame,
         indexes: Option<&HashSet<u64>>,
-    ) -> Result<Vec<Frame>> {
+        mut visit: impl FnMut(&mut Self, Frame),
+    ) -> Result<()> {
         let last_indexed =
             steps.iter().rposition(|s| matches!(s.kind, StepKind::Xarray | StepKind::Idr | StepKind::Array));
+        let direct = |i: usize| if Some(i) == last_indexed { indexes } else { None };
+        let Some((last, before)) = steps.split_last() else {
+            visit(self, start);
+            return Ok(());
+        };
         let mut frames = vec![start];
-        for (i, step) in steps.iter().enumerate() {
-            let direct = if Some(i) == last_indexed { indexes } else { None };
+        for (i, step) in before.iter().enumerate() {
             let mut next = Vec::new();
             for frame in &frames {
-                match self.step(step, frame, direct, &mut next) {
-                    Ok(()) => {}
-                    Err(e) if e.kind == ErrorKind::Other && e.message.starts_with("scan budget") => {
-                        return Err(e);
-                    }
-                    Err(e) if e.message.contains(&step.what) => self.skipped.add(&e),
-                    Err(e) => self.skipped.add(&e.context(&step.what)),
-                }
+                self.step_or_skip(step, frame, direct(i), &mut next)?;
             }
             frames = next;
         }
-        Ok(frames)
+        let mut objects = Vec::new();
+        for frame in &frames {
+            self.step_or_skip(last, frame, direct(before.len()), &mut objects)?;
+            for object in objects.drain(..) {
+                visit(self, object);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Scan::step`], a failure counted as skipped unless it is the budget's.
+    fn step_or_skip(
+        &mut self,
+        step: &BoundStep,
+        frame: &Frame,
+        direct: Option<&HashSet<u64>>,
+        next: &mut Vec<Frame>,
+    ) -> Result<()> {
+        match self.step(step, frame, direct, next) {
+            Err(e) if e.kind == ErrorKind::Other && e.message.starts_with("scan budget") => return Err(e),
+            Err(e) if e.message.contains(&step.what) => self.skipped.add(&e),
+            Err(e) => self.skipped.add(&e.context(&step.what)),
+            Ok(()) => {}
+        }
+        Ok(())
     }
 
     /// Counts one object against the budget.
