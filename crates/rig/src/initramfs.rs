@@ -61,8 +61,9 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 
 /// Write to `out` the initramfs for `kernel` with `programs` (`(guest path, host binary)`)
-/// and the shared libraries of those programs and of `libraries_for` (host binaries that the
-/// guest will run from elsewhere, such as `/tools`), each library once, at its host path.
+/// and the shared libraries of those programs, of busybox (none when it is busybox-static;
+/// Debian's plain busybox is dynamic) and of `libraries_for` (host binaries that the guest
+/// will run from elsewhere, such as `/tools`), each library once, at its host path.
 pub fn build(kernel: &Kernel, programs: &[(&str, &Path)], libraries_for: &[&Path], out: &Path) -> Result<()> {
     let mut archive = Cpio::default();
     for dir in ["bin", "dev", "etc", "proc", "root", "sys", "share", "tools", "tmp", "modules"] {
@@ -75,7 +76,11 @@ pub fn build(kernel: &Kernel, programs: &[(&str, &Path)], libraries_for: &[&Path
     for (guest_path, binary) in programs {
         archive.file(guest_path.trim_start_matches('/'), &read(binary)?, 0o755);
     }
-    let binaries = programs.iter().map(|(_, binary)| *binary).chain(libraries_for.iter().copied());
+    let binaries = programs
+        .iter()
+        .map(|(_, binary)| *binary)
+        .chain(libraries_for.iter().copied())
+        .chain([Path::new(BUSYBOX)]);
     for library in libraries_of(binaries)? {
         archive.parents(&library);
         archive.file(library.to_str().unwrap_or_default().trim_start_matches('/'), &read(&library)?, 0o755);
