@@ -162,8 +162,7 @@ pub fn scan(plan: &Plan, types: &Types, wanted: &Wanted, budget: Budget) -> Resu
             misfits.add(&Error::new(ErrorKind::Other, message));
         }
     };
-    scan.each_found(plan, wanted, |scan, found| {
-        let Some((frame, key_values)) = scan.accepted(plan, found, &keys, wanted) else { return };
+    scan.each_row(plan, wanted, &keys, |scan, frame, key_values| {
         for (&column, value) in key_positions.iter().zip(key_values) {
             note(columns[column].push(value));
         }
@@ -338,7 +337,7 @@ impl<'a, 'k> Scan<'a, 'k> {
     fn rows(&mut self, plan: &Plan, wanted: &Wanted) -> Result<Vec<(Frame, Vec<Value>)>> {
         let keys = KeyColumns::of(plan);
         let mut rows = Vec::new();
-        self.each_found(plan, wanted, |scan, found| rows.extend(scan.accepted(plan, found, &keys, wanted)))?;
+        self.each_row(plan, wanted, &keys, |_, frame, key_values| rows.push((frame, key_values)))?;
         Ok(rows)
     }
 
@@ -363,12 +362,16 @@ impl<'a, 'k> Scan<'a, 'k> {
         checks.all(|((name, ty), value)| allowed(wanted, name, *ty, value)).then_some((frame, inherited))
     }
 
-    /// Calls `visit` with each object of `plan`'s walk, from each of its parent's rows.
-    fn each_found(
+    /// Calls `visit` with each row of `plan`'s walk (its object, still linked, and its key
+    /// values), from each of its parent's rows. An object met again from the same parent row
+    /// (a running kernel moved it further along the walk, or a damaged dump links it twice)
+    /// is left out the second time, and counted.
+    fn each_row(
         &mut self,
         plan: &Plan,
         wanted: &Wanted,
-        mut visit: impl FnMut(&mut Self, Found),
+        keys: &KeyColumns,
+        mut visit: impl FnMut(&mut Self, Frame, Vec<Value>),
     ) -> Result<()> {
         let starts = match &plan.parent {
             None => vec![Found { frame: Frame::default(), inherited: Vec::new() }],
@@ -387,10 +390,23 @@ impl<'a, 'k> Scan<'a, 'k> {
                 .filter_map(|v| if let Value::Int(n) = v { u64::try_from(*n).ok() } else { None })
                 .collect::<HashSet<u64>>()
         });
+        let mut seen = foldhash::HashSet::default();
         for start in starts {
+            seen.clear();
             let inherited = &start.inherited;
             self.expand(&plan.steps, start.frame, indexes.as_ref(), |scan, frame| {
-                visit(scan, Found { frame, inherited: inherited.clone() })
+                let found = Found { frame, inherited: inherited.clone() };
+                let Some((frame, key_values)) = scan.accepted(plan, found, keys, wanted) else { return };
+                // In a dump, an object whose back pointer was checked is accepted once at most:
+                // that one pointer names one place in one container.
+                let checked_once = !scan.live && frame.back_link.is_some();
+                match checked_once || seen.insert(frame.object) {
+                    true => visit(scan, frame, key_values),
+                    false => scan.unlinked.add(&Error::new(
+                        ErrorKind::BadData,
+                        format!("object {:#x}: met a second time in one walk", frame.object),
+                    )),
+                }
             })?;
         }
         Ok(())
