@@ -96,6 +96,9 @@ pub(crate) struct BackLink {
     expected: u64,
 }
 
+/// What makes a row the same row twice in one walk: its object, `@index` and `@cpu`.
+type Sighting = (u64, Option<u64>, Option<u32>);
+
 /// An object found by the walk, with the key values its parents gave it.
 struct Found {
     frame: Frame,
@@ -341,6 +344,19 @@ impl<'a, 'k> Scan<'a, 'k> {
         Ok(rows)
     }
 
+    /// Whether `frame`'s row is met for the first time in this walk, as `seen` records. A
+    /// list node is in one place at a time, so its object is its identity; an array slot,
+    /// an xarray index or a cpu may hold an object that another also holds, so theirs is
+    /// the object with its `@index` and `@cpu`. In a dump, an object whose back pointer was
+    /// checked is met once at most (that pointer names one place), so it is not recorded.
+    fn first_sighting(&self, frame: &Frame, seen: &mut foldhash::HashSet<Sighting>) -> bool {
+        match frame.back_link {
+            Some(_) if !self.live => true,
+            Some(_) => seen.insert((frame.object, None, None)),
+            None => seen.insert((frame.object, frame.index, frame.cpu)),
+        }
+    }
+
     /// `found` as a row with its key values, with its object fetched as the window; `None`
     /// when the object is no longer linked where the walk found it or its keys rule it out.
     fn accepted(
@@ -363,9 +379,9 @@ impl<'a, 'k> Scan<'a, 'k> {
     }
 
     /// Calls `visit` with each row of `plan`'s walk (its object, still linked, and its key
-    /// values), from each of its parent's rows. An object met again from the same parent row
-    /// (a running kernel moved it further along the walk, or a damaged dump links it twice)
-    /// is left out the second time, and counted.
+    /// values), from each of its parent's rows. A row met again from the same parent row (a
+    /// running kernel moved its object further along the walk, or a damaged dump links it
+    /// twice; see [`Scan::first_sighting`]) is left out the second time, and counted.
     fn each_row(
         &mut self,
         plan: &Plan,
@@ -397,10 +413,7 @@ impl<'a, 'k> Scan<'a, 'k> {
             self.expand(&plan.steps, start.frame, indexes.as_ref(), |scan, frame| {
                 let found = Found { frame, inherited: inherited.clone() };
                 let Some((frame, key_values)) = scan.accepted(plan, found, keys, wanted) else { return };
-                // In a dump, an object whose back pointer was checked is accepted once at most:
-                // that one pointer names one place in one container.
-                let checked_once = !scan.live && frame.back_link.is_some();
-                match checked_once || seen.insert(frame.object) {
+                match scan.first_sighting(&frame, &mut seen) {
                     true => visit(scan, frame, key_values),
                     false => scan.unlinked.add(&Error::new(
                         ErrorKind::BadData,

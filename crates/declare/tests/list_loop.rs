@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use kql_declare::bind::Binder;
 use kql_declare::walk::{Budget, Wanted, scan};
-use kql_drgn::{Program, Target};
 use kql_kernel::list::list_nodes;
-use kql_kernel::{Kernel, Memory, TypeSource};
-use kql_rig::kernels::Series;
+use kql_kernel::{Memory, TypeSource};
+
+mod common;
+use common::{basic_vmcore, open};
 
 const SLAB_CACHES: &str = include_str!("../../../tables/slab_caches.sql");
 /// How long a scan of a crafted vmcore may take, opening it and loading BTF included.
@@ -32,23 +33,6 @@ const PROMPTLY: Duration = Duration::from_secs(60);
 const K: usize = 10;
 /// A `next` pointer that is no kernel address.
 const WILD: u64 = 0x4141_4141_4141_4141;
-
-/// The 6.1 `basic` vmcore: from the cache, else made by the rig.
-fn basic_vmcore() -> PathBuf {
-    if let Ok(release) = fs::read_to_string(kql_rig::cache_dir().join("kernels").join("6.1.release")) {
-        let vmcore = kql_rig::cache_dir().join("vmcores").join(format!("{}-basic.vmcore", release.trim()));
-        if vmcore.is_file() {
-            return vmcore;
-        }
-    }
-    kql_rig::vmcores::of(Series::Bookworm61, "basic").expect("the basic vmcore of 6.1").0
-}
-
-fn open(vmcore: &Path) -> Kernel {
-    let mut kernel = Kernel::new(Program::attach(Target::CoreDump(vmcore.into())).expect("open the vmcore"));
-    kernel.load_btf(None).expect("BTF and kallsyms from the vmcore's memory");
-    kernel
-}
 
 /// What the patches need of a vmcore: the `list` nodes of `slab_caches` (each a `struct
 /// kmem_cache`'s `list`, whose `next` is its first member) and `page_offset_base`.
