@@ -22,13 +22,8 @@ impl Scan<'_, '_> {
         {
             return value;
         }
-        match self.try_eval(expr, frame) {
-            Ok(value) => value,
-            Err(error) => {
-                self.fault(&error);
-                Value::Null
-            }
-        }
+        let value = self.try_eval(expr, frame);
+        self.or_null(value)
     }
 
     /// The hot core: constants, member reads and arithmetic; functions go to

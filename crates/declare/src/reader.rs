@@ -138,11 +138,8 @@ impl Scan<'_, '_> {
                 }
             }
             Shape::Through(place, scalar) => {
-                let value = self.read_through(place, scalar, frame).unwrap_or_else(|error| {
-                    self.fault(&error);
-                    crate::walk::Value::Null
-                });
-                return column.push(value);
+                let value = self.read_through(place, scalar, frame);
+                return column.push(self.or_null(value));
             }
             Shape::Other => {}
         }

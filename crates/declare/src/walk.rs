@@ -330,9 +330,12 @@ impl<'a, 'k> Scan<'a, 'k> {
         self.window.as_ref()?.get(address, len)
     }
 
-    /// Counts a read failure; the value becomes NULL.
-    pub fn fault(&mut self, error: &Error) {
-        self.faults.add(error);
+    /// `read`'s value; a read that failed is NULL, and counted.
+    pub fn or_null(&mut self, read: Result<Value>) -> Value {
+        read.unwrap_or_else(|error| {
+            self.faults.add(&error);
+            Value::Null
+        })
     }
 
     /// Rows of `plan` that can match `wanted`: each object with its key values (inherited
